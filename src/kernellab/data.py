@@ -1,0 +1,64 @@
+"""The experiment's data: the input image X, the target kernel, and the target Y = corr2d(X, kernel)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from kernellab.ops import IntOrPair, Pair, corr2d
+
+# Named kernels: the classic edge detectors and filters users ask for by name.
+NAMED_KERNELS: dict[str, list[list[float]]] = {
+    "sobel_x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "sobel_y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    "box_blur": [[1 / 9] * 3] * 3,
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    image: torch.Tensor  # X, (h, w)
+    kernel: torch.Tensor  # the target kernel, embedded at the centre of the model's kernel size
+    target: torch.Tensor  # Y = corr2d(X, kernel) with the model's padding and stride
+
+
+def target_kernel(spec: str | Sequence[Sequence[float]], orientation: str) -> torch.Tensor:
+    """A kernel by name (NAMED_KERNELS) or as a matrix; `horizontal` transposes it."""
+    K = torch.tensor(NAMED_KERNELS[spec] if isinstance(spec, str) else spec, dtype=torch.float32)
+    return K.t().contiguous() if orientation == "horizontal" else K
+
+
+def input_image(
+    height: int, width: int, stripe: Sequence[int], image: str, orientation: str
+) -> torch.Tensor:
+    """The book's stripes (`X[:, 2:6] = 0`) or uniform noise from the global RNG; `horizontal` is X.t()."""
+    if image == "stripes":
+        X = torch.ones(height, width)
+        X[:, stripe[0] : stripe[1]] = 0
+    else:
+        X = torch.rand(height, width)
+    return X.t().contiguous() if orientation == "horizontal" else X
+
+
+def embed_kernel(kernel: torch.Tensor, size: Pair) -> torch.Tensor:
+    """Place `kernel` at the centre of a zero kernel of `size`; odd margins round toward top-left."""
+    top = (size[0] - kernel.shape[0]) // 2
+    left = (size[1] - kernel.shape[1]) // 2
+    embedded = torch.zeros(size)
+    embedded[top : top + kernel.shape[0], left : left + kernel.shape[1]] = kernel
+    return embedded
+
+
+def make_task(
+    image: torch.Tensor,
+    kernel: torch.Tensor,
+    kernel_size: Pair,
+    padding: IntOrPair,
+    stride: IntOrPair,
+) -> Task:
+    """Y comes from X with the same padding and stride as the model, so any geometry is learnable."""
+    kernel = embed_kernel(kernel, kernel_size)
+    return Task(image=image, kernel=kernel, target=corr2d(image, kernel, padding, stride))

@@ -1,0 +1,68 @@
+"""2-D cross-correlation (the book's `corr2d`) and the shape arithmetic around it.
+
+Shapes are (height, width) pairs; padding is zeros on each side, as in `F.conv2d`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+Pair = tuple[int, int]
+IntOrPair = int | Sequence[int]
+
+
+def pair(value: IntOrPair) -> Pair:
+    """`3 -> (3, 3)`, `[1, 2] -> (1, 2)`."""
+    if isinstance(value, int):
+        return (value, value)
+    height, width = value
+    return (int(height), int(width))
+
+
+def output_shape(
+    input_hw: IntOrPair, kernel_hw: IntOrPair, padding: IntOrPair = 0, stride: IntOrPair = 1
+) -> Pair:
+    """The book's ⌊(n − k + 2p + s) / s⌋ per axis, with p zeros on each side."""
+    return tuple(
+        (n - k + 2 * p + s) // s
+        for n, k, p, s in zip(
+            pair(input_hw), pair(kernel_hw), pair(padding), pair(stride), strict=True
+        )
+    )
+
+
+def corr2d(
+    X: torch.Tensor, K: torch.Tensor, padding: IntOrPair = 0, stride: IntOrPair = 1
+) -> torch.Tensor:
+    """Vectorised 2-D cross-correlation of an (h, w) image with a (kh, kw) kernel.
+
+    `unfold` views every output position's window without copying; one contraction with K then
+    gives the whole output. Differentiable in X and K, on any device.
+    """
+    (k_h, k_w), (s_h, s_w) = K.shape, pair(stride)
+    dtype = torch.promote_types(X.dtype, K.dtype)
+    windows = _pad(X.to(dtype), padding).unfold(0, k_h, s_h).unfold(1, k_w, s_w)  # (oh, ow, kh, kw)
+    return torch.tensordot(windows, K.to(dtype), dims=2)
+
+
+def corr2d_reference(
+    X: torch.Tensor, K: torch.Tensor, padding: IntOrPair = 0, stride: IntOrPair = 1
+) -> torch.Tensor:
+    """The notebook's double loop, generalised to padding and stride. Slow; kept for teaching and tests."""
+    k_h, k_w = K.shape
+    s_h, s_w = pair(stride)
+    X = _pad(X, padding)
+    out_h, out_w = output_shape(X.shape, K.shape, 0, stride)
+    Y = torch.zeros(out_h, out_w, dtype=torch.promote_types(X.dtype, K.dtype), device=X.device)
+    for i in range(out_h):
+        for j in range(out_w):
+            Y[i, j] = (X[i * s_h : i * s_h + k_h, j * s_w : j * s_w + k_w] * K).sum()
+    return Y
+
+
+def _pad(X: torch.Tensor, padding: IntOrPair) -> torch.Tensor:
+    p_h, p_w = pair(padding)
+    return F.pad(X, (p_w, p_w, p_h, p_h)) if p_h or p_w else X

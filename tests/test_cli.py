@@ -1,0 +1,86 @@
+"""`python train.py` as a user runs it: console, output dir, exit codes, error lines."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from kernellab.artifacts import read_metrics
+from kernellab.tracking import read_scalars
+from tests.conftest import run_cli
+
+
+def run_dirs(root):
+    return sorted(p.parent for p in root.glob("outputs/*/*/.hydra"))
+
+
+def test_default_run_prints_progress_and_leaves_a_complete_run_dir(tmp_path):
+    proc = run_cli(cwd=tmp_path, check=True)
+    lines = proc.stdout.splitlines()
+    assert [line.split(",")[0] for line in lines if line.startswith("step ")] == [
+        "step 5",
+        "step 10",
+        "step 15",
+        "step 20",
+    ]
+    assert lines[-2].startswith("weight: [[") and lines[-1].startswith("bias: ")
+    (run_dir,) = run_dirs(tmp_path)
+    for name in ("metrics.json", "checkpoint.pt", "train.log", ".hydra/config.yaml"):
+        assert (run_dir / name).exists(), name
+    metrics = read_metrics(run_dir)
+    scalars = read_scalars(run_dir)
+    assert metrics["status"] == "completed"
+    assert len(scalars["train/loss"]) == 20
+    assert scalars["train/loss"][-1][1] == pytest.approx(metrics["final_loss"], rel=1e-6)
+    assert f"loss {metrics['final_loss']:.4g}" in lines[-3]
+
+
+def test_readme_override_example_just_works(tmp_path):
+    args = "model.kernel_size=[3,3] model.padding=1 model.stride=2 optim.lr=0.03 trainer.steps=200 task.image=random"
+    run_cli(*args.split(), "hydra.run.dir=run", cwd=tmp_path, check=True)
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["output_shape"] == [3, 4]
+    assert len(read_scalars(tmp_path / "run")["kernel/w_2_2"]) == 200
+
+
+def test_runs_started_together_get_their_own_dirs(tmp_path):
+    with ThreadPoolExecutor(2) as pool:
+        for proc in pool.map(lambda _: run_cli("trainer.steps=2", cwd=tmp_path), range(2)):
+            assert proc.returncode == 0, proc.stderr
+    assert len(run_dirs(tmp_path)) == 2
+
+
+BAD_INPUTS = [
+    ("model.kernel_size=0", "model.kernel_size=0: must be"),
+    ("model.padding=-1", "model.padding=-1: must be"),
+    ("model.stride=0", "model.stride=0: must be"),
+    ("optim.lr=0", "optim.lr=0.0: must be"),
+    ("optim.lr=inf", "optim.lr=inf: must be"),
+    ("trainer.steps=-1", "trainer.steps=-1: must be"),
+    ("model.kernel_size=[7,9]", "model.kernel_size=[7,9]: must fit the padded input"),
+    ("model.kernel_size=[1,1]", "model.kernel_size=[1,1]: must be at least the target"),
+    ("model.backend=fast", "model.backend=fast: must be one of torch, corr2d, loop"),
+    ("task.target_kernel=sobel_z", "task.target_kernel=sobel_z: must be one of"),
+    ("optim=rmsprop", "Could not find 'optim/rmsprop'"),  # Hydra's own message
+    ("model.kernal_size=3", "Could not override 'model.kernal_size'"),  # typo: struct mode
+]
+if not torch.cuda.is_available():
+    BAD_INPUTS.append(
+        ("trainer.device=cuda", "CUDA is not available on this machine; use cpu or auto")
+    )
+
+
+def test_bad_inputs_exit_nonzero_with_one_clear_line(tmp_path):
+    def attempt(case):
+        return case, run_cli(case[0], cwd=tmp_path)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(attempt, BAD_INPUTS))
+    for (override, expected), proc in results:
+        assert proc.returncode != 0, override
+        assert expected in proc.stderr, (override, proc.stderr)
+        assert "Traceback" not in proc.stderr + proc.stdout, override
+        ours = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        if ours:
+            assert proc.returncode == 2 and proc.stderr.strip() == ours[0], override
+    assert run_dirs(tmp_path) == [], "a refused run leaves no output dir behind"

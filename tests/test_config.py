@@ -1,0 +1,73 @@
+"""Every invalid value is refused with one line naming the key, the value and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kernellab.config import ConfigError, reference_table, validate
+
+# (override, key named in the message)
+BAD_VALUES = [
+    ("model.kernel_size=0", "model.kernel_size"),
+    ("model.kernel_size=[0,2]", "model.kernel_size"),
+    ("model.kernel_size=[1,2,3]", "model.kernel_size"),
+    ("model.padding=-1", "model.padding"),
+    ("model.padding=[0,-2]", "model.padding"),
+    ("model.stride=0", "model.stride"),
+    ("optim.lr=0", "optim.lr"),
+    ("optim.lr=-0.1", "optim.lr"),
+    ("optim.lr=inf", "optim.lr"),
+    ("optim.lr=nan", "optim.lr"),
+    ("trainer.steps=-1", "trainer.steps"),
+    ("model.kernel_size=[7,8]", "model.kernel_size"),  # larger than the 6x8 input
+    ("model.kernel_size=[1,1]", "model.kernel_size"),  # smaller than the target [[-1, 1]]
+    ("model.backend=fast", "model.backend"),
+    ("model.init=ones", "model.init"),
+    ("task.target_kernel=sobel_z", "task.target_kernel"),
+    ("task.target_kernel=[[1,2],[3]]", "task.target_kernel"),
+    ("task.orientation=diagonal", "task.orientation"),
+    ("task.image=noise", "task.image"),
+    ("task.stripe=[6,2]", "task.stripe"),
+    ("task.height=0", "task.height"),
+    ("trainer.num_threads=0", "trainer.num_threads"),
+    ("trainer.print_every=0", "trainer.print_every"),
+    ("logger.log_every=0", "logger.log_every"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), BAD_VALUES)
+def test_bad_value_names_key_value_and_rule(make_cfg, override, key):
+    with pytest.raises(ConfigError) as error:
+        validate(make_cfg(override))
+    message = str(error.value)
+    assert message.startswith(f"{key}="), message
+    assert "\n" not in message
+    assert "must" in message
+
+
+def test_defaults_validate_to_the_books_geometry(make_cfg):
+    geometry = validate(make_cfg())
+    assert geometry.kernel_size == (1, 2)
+    assert geometry.output_shape == (6, 7)
+    assert validate(make_cfg("task.orientation=horizontal")).kernel_size == (2, 1)
+    assert validate(make_cfg("model.kernel_size=3", "model.padding=1")).kernel_size == (3, 3)
+
+
+def test_kernel_may_exactly_fill_the_padded_input(make_cfg):
+    assert validate(make_cfg("model.kernel_size=[8,10]", "model.padding=1")).output_shape == (1, 1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_without_cuda_suggests_cpu_or_auto(make_cfg, tmp_path):
+    from kernellab.train import train
+
+    with pytest.raises(
+        ConfigError, match=r"trainer.device=cuda: CUDA is not available.*cpu or auto"
+    ):
+        train(make_cfg("trainer.device=cuda"), tmp_path)
+
+
+def test_readme_reference_table_is_the_schema():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert reference_table() in readme, "regenerate with: python -m kernellab.config"

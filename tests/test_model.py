@@ -1,0 +1,54 @@
+"""The Conv2D layer: the book's initialisation order, and three backends that agree."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernellab.model import BACKENDS, Conv2D
+
+
+def test_randn_init_is_the_notebooks():
+    torch.manual_seed(7)
+    weight, bias = torch.randn(1, 2), torch.randn(1)
+    torch.manual_seed(7)
+    model = Conv2D((1, 2))
+    assert torch.equal(model.weight.data, weight)
+    assert torch.equal(model.bias.data, bias)
+
+
+def test_inits_and_no_bias():
+    assert torch.count_nonzero(Conv2D(3, init="zeros").weight) == 0
+    uniform = Conv2D((2, 2), init="uniform", bias=False)
+    assert uniform.bias is None
+    assert uniform.weight.abs().max() <= 0.5  # nn.Conv2d's bound 1/sqrt(fan_in) = 1/2
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    seed=st.integers(0, 1000),
+)
+def test_backends_agree_in_values_and_gradients(size, padding, stride, seed):
+    torch.manual_seed(seed)
+    X = torch.randn(7, 9)
+    outputs, grads = {}, {}
+    for name in BACKENDS:
+        torch.manual_seed(seed)
+        model = Conv2D(size, padding, stride, backend=name)
+        Y = model(X)
+        (Y**2).sum().backward()
+        outputs[name], grads[name] = Y, (model.weight.grad, model.bias.grad)
+    for name in ("corr2d", "loop"):
+        torch.testing.assert_close(outputs[name], outputs["torch"])
+        for ours, reference in zip(grads[name], grads["torch"], strict=True):
+            torch.testing.assert_close(ours, reference)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_backends_differentiate_input_too(backend):
+    X = torch.randn(5, 5, requires_grad=True)
+    Conv2D(3, padding=1, backend=backend)(X).sum().backward()
+    assert X.grad is not None and X.grad.shape == X.shape

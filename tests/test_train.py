@@ -1,0 +1,120 @@
+"""train(cfg) end to end, in-process: the book's results and the files a run leaves."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (import cost outside timings)
+
+from kernellab.artifacts import CHECKPOINT_FILE, METRICS_FILE
+from kernellab.ops import corr2d_reference
+from kernellab.train import train
+
+EDGE = torch.tensor([[-1.0, 1.0]])
+
+
+def notebook_run(seed: int, steps: int, lr: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """The notebook's cell 6, verbatim in substance: loop corr2d, manual `-= lr * grad`."""
+    X = torch.ones(6, 8)
+    X[:, 2:6] = 0
+    Y = corr2d_reference(X, EDGE)
+    torch.manual_seed(seed)
+    weight = torch.randn(1, 2, requires_grad=True)
+    bias = torch.randn(1, requires_grad=True)
+    for _ in range(steps):
+        loss = ((corr2d_reference(X, weight) + bias - Y) ** 2).sum()
+        loss.backward()
+        weight.data -= lr * weight.grad
+        bias.data -= lr * bias.grad
+        weight.grad.fill_(0)
+        bias.grad.fill_(0)
+    return weight.detach(), bias.detach()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_default_run_learns_the_edge_kernel(make_cfg, tmp_path, seed):
+    result = train(make_cfg(f"seed={seed}"), tmp_path)
+    assert result.status == "completed" and result.steps_completed == 20
+    assert result.final_loss < 0.01 * result.initial_loss
+    assert torch.allclose(torch.tensor(result.weight), EDGE, atol=0.25)
+    assert abs(result.bias) < 0.25
+
+
+def test_100_steps_converge_to_1e3(make_cfg, tmp_path):
+    result = train(make_cfg("trainer.steps=100"), tmp_path)
+    assert torch.allclose(torch.tensor(result.weight), EDGE, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["torch", "corr2d", "loop"])
+def test_matches_the_notebooks_loop(make_cfg, tmp_path, backend):
+    weight, bias = notebook_run(seed=5, steps=20)
+    result = train(make_cfg("seed=5", f"model.backend={backend}"), tmp_path)
+    torch.testing.assert_close(torch.tensor(result.weight), weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.tensor([result.bias]), bias, rtol=1e-5, atol=1e-6)
+
+
+def test_horizontal_learns_the_transposed_kernel(make_cfg, tmp_path):
+    result = train(make_cfg("task.orientation=horizontal", "trainer.steps=100"), tmp_path)
+    assert result.output_shape == [7, 6]
+    assert torch.allclose(torch.tensor(result.weight), EDGE.t(), atol=1e-3)
+
+
+def test_same_seed_same_numbers_other_seed_other_init(make_cfg, tmp_path):
+    def numbers(seed, name):
+        (tmp_path / name).mkdir(exist_ok=True)
+        result = train(make_cfg(f"seed={seed}"), tmp_path / name)
+        return result.initial_loss, result.final_loss, result.weight, result.bias
+
+    assert numbers(3, "a") == numbers(3, "b")
+    assert numbers(3, "a")[0] != numbers(4, "c")[0]
+
+
+def test_padding_stride_larger_kernel_random_image(make_cfg, tmp_path):
+    cfg = make_cfg(
+        "model.kernel_size=[3,3]",
+        "model.padding=1",
+        "model.stride=2",
+        "optim.lr=0.03",
+        "trainer.steps=200",
+        "task.image=random",
+    )
+    result = train(cfg, tmp_path)
+    assert result.output_shape == [3, 4]  # ⌊(6−3+2+2)/2⌋, ⌊(8−3+2+2)/2⌋
+    assert result.final_loss < 0.01 * result.initial_loss
+    # [[-1, 1]] embedded at the centre of a 3x3 kernel, rounding toward top-left; 200 steps
+    # of plain descent on 12 equations in 10 unknowns get close but not to 1e-3.
+    target = torch.tensor([[0, 0, 0], [-1, 1, 0], [0, 0, 0]], dtype=torch.float32)
+    assert torch.allclose(torch.tensor(result.weight), target, atol=0.2)
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adam"])
+def test_named_kernel_with_each_optimizer(make_cfg, tmp_path, optim):
+    lr = {"sgd": 0.002, "adam": 0.05}[optim]
+    cfg = make_cfg(
+        "task.target_kernel=sobel_x",
+        "task.image=random",
+        "task.height=16",
+        "task.width=16",
+        f"optim={optim}",
+        f"optim.lr={lr}",
+        "trainer.steps=300",
+        "model.bias=false",
+    )
+    result = train(cfg, tmp_path)
+    assert result.bias is None
+    assert result.final_loss < 0.01 * result.initial_loss
+
+
+def test_run_dir_holds_metrics_and_checkpoint(make_cfg, tmp_path):
+    result = train(make_cfg(), tmp_path)
+    metrics = json.loads((tmp_path / METRICS_FILE).read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["final_loss"] == result.final_loss
+    assert metrics["weight"] == result.weight
+    assert metrics["output_shape"] == [6, 7]
+    assert metrics["device"] == "cpu"
+    assert metrics["steps_per_s"] == pytest.approx(20 / metrics["wall_time_s"])
+    assert metrics["versions"]["torch"] == torch.__version__
+    checkpoint = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["step"] == 20
+    assert checkpoint["model"]["weight"].tolist() == result.weight

@@ -1,0 +1,16 @@
+"""Hydra entry point: `python train.py [overrides]`, `python train.py -m [sweep]`. See README.md."""
+
+import hydra
+from omegaconf import DictConfig
+
+import kernellab.config  # noqa: F401  (registers the config schema with Hydra)
+from kernellab.cli import run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
