@@ -84,3 +84,13 @@ def test_bad_inputs_exit_nonzero_with_one_clear_line(tmp_path):
         if ours:
             assert proc.returncode == 2 and proc.stderr.strip() == ours[0], override
     assert run_dirs(tmp_path) == [], "a refused run leaves no output dir behind"
+
+
+def test_divergence_warns_once_and_exits_zero(tmp_path):
+    proc = run_cli("optim.lr=10", "trainer.steps=200", "hydra.run.dir=run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stdout.splitlines() if "not finite" in line]
+    step = read_metrics(tmp_path / "run")["diverged_at_step"]
+    assert warnings == [
+        f"loss is not finite at step {step}: training stopped; try a smaller optim.lr (now 10)"
+    ]

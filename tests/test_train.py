@@ -1,13 +1,16 @@
 """train(cfg) end to end, in-process: the book's results and the files a run leaves."""
 
 import json
+import math
 
 import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (import cost outside timings)
 
 from kernellab.artifacts import CHECKPOINT_FILE, METRICS_FILE
+from kernellab.config import ConfigError
 from kernellab.ops import corr2d_reference
+from kernellab.tracking import read_scalars
 from kernellab.train import train
 
 EDGE = torch.tensor([[-1.0, 1.0]])
@@ -118,3 +121,46 @@ def test_run_dir_holds_metrics_and_checkpoint(make_cfg, tmp_path):
     checkpoint = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
     assert checkpoint["step"] == 20
     assert checkpoint["model"]["weight"].tolist() == result.weight
+
+
+def test_divergence_stops_at_the_first_non_finite_step(make_cfg, tmp_path):
+    result = train(make_cfg("optim.lr=10", "trainer.steps=200"), tmp_path)
+    assert result.status == "diverged" and result.objective == math.inf
+    step = result.diverged_at_step
+    assert 1 < step < 200 and result.steps_completed == step - 1
+    metrics = json.loads((tmp_path / METRICS_FILE).read_text())  # strict JSON: no NaN/Infinity
+    assert metrics["status"] == "diverged" and metrics["diverged_at_step"] == step
+    assert metrics["final_loss"] is None
+    losses = read_scalars(tmp_path)["train/loss"]
+    assert [s for s, _ in losses] == list(range(1, step))  # everything before it stays readable
+    assert all(math.isfinite(v) for _, v in losses)
+    assert not (tmp_path / CHECKPOINT_FILE).exists()
+
+
+def test_same_config_same_tensorboard_scalars(make_cfg, tmp_path):
+    train(make_cfg("seed=11"), tmp_path / "a")
+    train(make_cfg("seed=11"), tmp_path / "b")
+    assert read_scalars(tmp_path / "a") == read_scalars(tmp_path / "b")
+
+
+def test_resume_extends_a_finished_run(make_cfg, tmp_path):
+    train(make_cfg("trainer.steps=30"), tmp_path / "straight")
+    train(make_cfg("trainer.steps=10"), tmp_path / "run")
+    result = train(
+        make_cfg("trainer.steps=30", f"trainer.resume={tmp_path / 'run'}"), tmp_path / "run"
+    )
+    straight = json.loads((tmp_path / "straight" / METRICS_FILE).read_text())
+    assert result.steps_completed == 30
+    assert result.weight == straight["weight"] and result.final_loss == straight["final_loss"]
+    assert result.initial_loss == straight["initial_loss"]
+    assert [s for s, _ in read_scalars(tmp_path / "run")["train/loss"]] == list(range(1, 31))
+
+
+def test_resume_refuses_another_model_shape_or_fewer_steps(make_cfg, tmp_path):
+    train(make_cfg("trainer.steps=10"), tmp_path)
+    with pytest.raises(ConfigError, match=r"trainer.resume=.*its model has kernel \[1, 2\]"):
+        train(make_cfg("model.kernel_size=[1,3]", f"trainer.resume={tmp_path}"), tmp_path)
+    with pytest.raises(ConfigError, match=r"trainer.resume=.*bias"):
+        train(make_cfg("model.bias=false", f"trainer.resume={tmp_path}"), tmp_path)
+    with pytest.raises(ConfigError, match=r"trainer.steps=5: must be >= the checkpoint's step 10"):
+        train(make_cfg("trainer.steps=5", f"trainer.resume={tmp_path}"), tmp_path)

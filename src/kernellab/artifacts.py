@@ -10,10 +10,13 @@ import io
 import json
 import os
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from kernellab.config import ConfigError, UserError
 
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -45,3 +48,41 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(run_dir / CHECKPOINT_FILE, buffer.getvalue())
+
+
+CHECKPOINT_KEYS = {"model", "optimizer", "step", "rng", "initial_loss", "final_loss", "wall_time_s"}
+
+
+def load_checkpoint(location: str) -> dict[str, Any]:
+    """A run dir's `checkpoint.pt` (or that file), checked; unreadable files are a ConfigError."""
+    path = Path(location)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise ConfigError("trainer.resume", location, f"no checkpoint at {path}")
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, foreign or not a torch file at all
+        raise ConfigError(
+            "trainer.resume",
+            location,
+            f"{path} is not a readable kernellab checkpoint ({error.__class__.__name__})",
+        ) from None
+    if not isinstance(state, dict) or not state.keys() >= CHECKPOINT_KEYS:
+        raise ConfigError("trainer.resume", location, f"{path} is not a kernellab checkpoint")
+    return state
+
+
+def ensure_writable(run_dir: Path) -> None:
+    """Fail before training if the run dir can't be created or written; touch nothing else."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-probe-{uuid.uuid4().hex}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"output dir {run_dir} is not writable: {error.strerror or error}"
+        ) from None

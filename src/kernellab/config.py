@@ -7,8 +7,10 @@ prints the README's reference table from it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -73,6 +75,12 @@ class TrainerConfig:
     num_threads: Any = _help(
         "auto", "Torch CPU threads: an int, or `auto` (by problem size and parallel jobs)."
     )
+    cuda_graph: bool = _help(
+        False, "On CUDA with `optim=sgd`: capture the step once in a CUDA graph and replay it."
+    )
+    resume: str | None = _help(
+        None, "A run dir or its `checkpoint.pt`: continue that run, in that dir."
+    )
 
 
 @dataclass
@@ -96,7 +104,30 @@ class Config:
 ConfigStore.instance().store(name="config_schema", node=Config)
 
 
-class ConfigError(ValueError):
+def run_dir(resume: str | None, fresh: str) -> str:
+    """`hydra.run.dir`: a resumed run continues in its own dir; a new one gets `fresh`."""
+    if not resume:
+        return fresh
+    return str(Path(resume).parent) if resume.endswith(".pt") else resume
+
+
+def job_dir(num: int, overrides: str) -> str:
+    """`hydra.sweep.subdir`: `3_model.kernel_size=[1,3],optim.lr=0.001`, safe as one path part."""
+    name = f"{num}_{overrides}" if overrides else str(num)
+    return re.sub(r"[^\w.,=+\-\[\]]", "_", name)[:MAX_DIRNAME]
+
+
+MAX_DIRNAME = 200  # bytes; file systems allow 255
+for _name, _resolver in (("kernellab.run_dir", run_dir), ("kernellab.job_dir", job_dir)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver)
+
+
+class UserError(Exception):
+    """A mistake the user can fix: reported as one line, exit status 2, no traceback."""
+
+
+class ConfigError(UserError, ValueError):
     """A user's config value is invalid: one line naming the key, the value and what is allowed."""
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:

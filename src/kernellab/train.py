@@ -1,4 +1,4 @@
-"""The training run: build the task and model from a config, fit, and leave the results on disk.
+"""A training run: build the task and model from a config, fit, and leave the results on disk.
 
 `train(cfg, run_dir)` is pure of Hydra's runtime, so tests and notebooks call it directly;
 `train.py` at the top level is the thin Hydra entry around it.
@@ -14,28 +14,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab import artifacts, runtime
-from kernellab.config import Geometry, validate
+from kernellab.config import ConfigError, Geometry, validate
 from kernellab.data import Task, input_image, make_task, target_kernel
+from kernellab.loop import CudaGraphStep, Outcome, Progress, fit, make_step
 from kernellab.model import Conv2D
-from kernellab.tracking import StepBuffer, TensorBoardTracker, hyperparameters
+from kernellab.optim import GradientDescent
+from kernellab.signals import StopRequest
+from kernellab.tracking import TensorBoardTracker, hyperparameters
 
 log = logging.getLogger(__name__)
-
-FLUSH_SECONDS = 1.0  # console progress and event files lag training by at most this much
-BUFFER_ROWS = 1024
 
 
 @dataclass
 class TrainResult:
     """What `metrics.json` holds."""
 
-    status: str  # completed | diverged | interrupted | failed
-    final_loss: float | None  # loss at the last completed step (None if not finite)
+    status: str  # completed | diverged | interrupted (the CLI adds failed)
+    final_loss: float | None  # loss computed at the last completed step; None if there is none
     initial_loss: float | None
     weight: list[list[float]]
     bias: float | None
@@ -43,128 +42,125 @@ class TrainResult:
     output_shape: list[int]
     device: str
     num_threads: int
-    wall_time_s: float
+    wall_time_s: float  # the training loop, logging included, summed over resumed sessions
     steps_per_s: float
     versions: dict[str, str]
+    diverged_at_step: int | None = None
+    signal: str | None = None
 
     @property
     def objective(self) -> float:
-        """What a sweeper minimises: the final loss, or inf when there is none."""
-        return self.final_loss if self.final_loss is not None else math.inf
+        """What a sweeper minimises: the final loss, or inf when the run has none (diverged)."""
+        if self.status == "diverged" or self.final_loss is None:
+            return math.inf
+        return self.final_loss
 
 
 def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     geometry = validate(cfg)
     device = runtime.resolve_device(cfg.trainer.device)
-    macs = geometry.output_shape[0] * geometry.output_shape[1]
-    macs *= geometry.kernel_size[0] * geometry.kernel_size[1]
-    threads = runtime.choose_num_threads(cfg.trainer.num_threads, macs, runtime.parallel_jobs())
+    checkpoint = artifacts.load_checkpoint(cfg.trainer.resume) if cfg.trainer.resume else None
+    artifacts.ensure_writable(run_dir)
+    threads = runtime.choose_num_threads(
+        cfg.trainer.num_threads, _multiply_adds(geometry), runtime.parallel_jobs()
+    )
     torch.set_num_threads(threads)
 
     torch.manual_seed(cfg.seed)
     task = _build_task(cfg, geometry)
-    model = Conv2D(
-        geometry.kernel_size,
-        geometry.padding,
-        geometry.stride,
-        bias=cfg.model.bias,
-        init=cfg.model.init,
-        backend=cfg.model.backend,
-    )
-    model.to(device)
+    model = _build_model(cfg, geometry).to(device)
     optimizer = instantiate(cfg.optim)(model.parameters())
-    X, Y = task.image.to(device), task.target.to(device)
+    step = make_step(model, optimizer, task.image.to(device), task.target.to(device))
+    if cfg.trainer.cuda_graph:
+        step = _graphed(step, device, optimizer)
 
-    tracker = TensorBoardTracker(run_dir, geometry.kernel_size, purge_step=None)
-    tracker.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-    tracker.log_hparams(hyperparameters(cfg))
-    tracker.log_image("data/input", task.image)
-    tracker.log_image("data/target", task.target)
-    tracker.log_image("data/target_kernel", task.kernel)
+    done, wall_before, first_loss = 0, 0.0, None
+    if checkpoint is not None:
+        _check_compatible(cfg, checkpoint, model)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["rng"])
+        done, wall_before = checkpoint["step"], checkpoint["wall_time_s"]
+        first_loss = checkpoint["initial_loss"]
+        log.info("resuming %s at step %d", cfg.trainer.resume, done + 1)
 
-    progress = Progress(tracker, cfg, model, device)
+    tracker = TensorBoardTracker(
+        run_dir, geometry.kernel_size, purge_step=done + 1 if done else None
+    )
+    if checkpoint is None:
+        _log_run_start(tracker, cfg, task)
+    progress = Progress(
+        tracker,
+        model,
+        last_step=cfg.trainer.steps,
+        log_every=cfg.logger.log_every,
+        snapshot_every=cfg.logger.snapshot_every,
+        print_every=cfg.trainer.print_every,
+        first_loss=first_loss,
+    )
     start = time.perf_counter()
-    for step in range(1, cfg.trainer.steps + 1):
-        loss = F.mse_loss(model(X), Y, reduction="sum")  # the book's sum of squared errors
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        progress.record(step, loss)
-    progress.flush()
-    wall = time.perf_counter() - start
+    with StopRequest() as stop:
+        outcome = fit(step, done + 1, cfg.trainer.steps, progress, stop)
+    wall = wall_before + time.perf_counter() - start
+    if outcome.steps_completed == 0:  # nothing ran now: report the state we started from
+        outcome.steps_completed, outcome.last_loss = done, checkpoint and checkpoint["final_loss"]
 
-    with torch.no_grad():
-        tracker.log_image("data/prediction", model(X), cfg.trainer.steps)
+    if outcome.status == "diverged":
+        log.warning(
+            "loss is not finite at step %d: training stopped; try a smaller optim.lr (now %g)",
+            outcome.diverged_at_step,
+            cfg.optim.lr,
+        )
+    else:
+        with torch.no_grad():
+            tracker.log_image(
+                "data/prediction", model(task.image.to(device)), outcome.steps_completed
+            )
     tracker.close()
 
-    result = TrainResult(
-        status="completed",
-        final_loss=progress.last_loss,
-        initial_loss=progress.first_loss,
-        weight=model.weight.detach().cpu().tolist(),
-        bias=model.bias.item() if model.bias is not None else None,
-        steps_completed=cfg.trainer.steps,
-        output_shape=list(geometry.output_shape),
-        device=str(device),
-        num_threads=threads,
-        wall_time_s=wall,
-        steps_per_s=cfg.trainer.steps / wall if wall > 0 else 0.0,
-        versions=_versions(),
-    )
-    artifacts.save_checkpoint(
-        run_dir,
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": result.steps_completed,
-            "rng": torch.get_rng_state(),
-        },
-    )
+    result = _result(outcome, model, geometry, device, threads, wall)
+    if outcome.status != "diverged":  # a diverged model is not worth resuming
+        artifacts.save_checkpoint(
+            run_dir,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": result.steps_completed,
+                "rng": torch.get_rng_state(),
+                "initial_loss": result.initial_loss,
+                "final_loss": result.final_loss,
+                "wall_time_s": wall,
+            },
+        )
     artifacts.write_metrics(run_dir, asdict(result))
     return result
 
 
-class Progress:
-    """Buffers each step's loss and kernel on the device; writes TensorBoard and console in batches."""
-
-    def __init__(self, tracker: TensorBoardTracker, cfg: DictConfig, model: Conv2D, device) -> None:
-        self.tracker, self.model = tracker, model
-        self.log_every, self.snapshot_every = cfg.logger.log_every, cfg.logger.snapshot_every
-        self.print_every, self.last_step = cfg.trainer.print_every, cfg.trainer.steps
-        self.kernel_shape = tuple(model.weight.shape)
-        width = 1 + model.weight.numel() + (model.bias is not None)
-        self.buffer = StepBuffer(width, BUFFER_ROWS, device)
-        self.values = [model.weight.view(-1)] + ([model.bias] if model.bias is not None else [])
-        self.next_flush = time.perf_counter() + FLUSH_SECONDS
-        self.first_loss: float | None = None
-        self.last_loss: float | None = None
-
-    def record(self, step: int, loss: torch.Tensor) -> None:
-        self.buffer.record(step, [loss.view(1), *self.values])
-        if self.buffer.full or time.perf_counter() >= self.next_flush:
-            self.flush()
-
-    def flush(self) -> None:
-        steps, rows = self.buffer.drain()
-        for step, row in zip(steps, rows, strict=True):
-            self._write(step, row)
-        self.next_flush = time.perf_counter() + FLUSH_SECONDS
-
-    def _write(self, step: int, row: torch.Tensor) -> None:
-        loss = row[0].item()
-        n = self.model.weight.numel()
-        kernel = row[1 : 1 + n].view(self.kernel_shape)
-        bias = row[1 + n].item() if self.model.bias is not None else None
-        if self.first_loss is None:
-            self.first_loss = loss
-        self.last_loss = loss
-        last = step == self.last_step
-        if step % self.log_every == 0 or last:
-            self.tracker.log_step(step, loss, kernel, bias)
-        if step % self.snapshot_every == 0 or last:
-            self.tracker.log_snapshot(step, kernel)
-        if step % self.print_every == 0:
-            log.info("step %d, loss %.4g", step, loss)
+def _result(
+    outcome: Outcome, model: Conv2D, geometry: Geometry, device, threads: int, wall: float
+) -> TrainResult:
+    if outcome.kernel is not None:  # the buffered values: for a diverged run, the last finite ones
+        weight, bias = outcome.kernel.tolist(), outcome.bias
+    else:
+        weight = model.weight.detach().cpu().tolist()
+        bias = model.bias.item() if model.bias is not None else None
+    diverged = outcome.status == "diverged"
+    return TrainResult(
+        status=outcome.status,
+        final_loss=None if diverged else outcome.last_loss,
+        initial_loss=outcome.first_loss,
+        weight=weight,
+        bias=bias,
+        steps_completed=outcome.steps_completed,
+        output_shape=list(geometry.output_shape),
+        device=str(device),
+        num_threads=threads,
+        wall_time_s=wall,
+        steps_per_s=outcome.steps_completed / wall if wall > 0 else 0.0,
+        versions=_versions(),
+        diverged_at_step=outcome.diverged_at_step,
+        signal=outcome.signal_name,
+    )
 
 
 def _build_task(cfg: DictConfig, geometry: Geometry) -> Task:
@@ -172,6 +168,57 @@ def _build_task(cfg: DictConfig, geometry: Geometry) -> Task:
     image = input_image(t.height, t.width, t.stripe, t.image, t.orientation)
     kernel = target_kernel(geometry.target_kernel, t.orientation)
     return make_task(image, kernel, geometry.kernel_size, geometry.padding, geometry.stride)
+
+
+def _build_model(cfg: DictConfig, geometry: Geometry) -> Conv2D:
+    return Conv2D(
+        geometry.kernel_size,
+        geometry.padding,
+        geometry.stride,
+        bias=cfg.model.bias,
+        init=cfg.model.init,
+        backend=cfg.model.backend,
+    )
+
+
+def _graphed(step, device: torch.device, optimizer) -> CudaGraphStep:
+    if device.type != "cuda":
+        raise ConfigError("trainer.cuda_graph", True, f"needs a CUDA device, not {device}")
+    if not isinstance(optimizer, GradientDescent):
+        raise ConfigError("trainer.cuda_graph", True, "works with optim=sgd only")
+    return CudaGraphStep(step)
+
+
+def _check_compatible(cfg: DictConfig, checkpoint: dict[str, Any], model: Conv2D) -> None:
+    """The checkpoint must fit this model; `trainer.steps` may grow to extend a finished run."""
+    saved = checkpoint["model"]
+    if saved["weight"].shape != model.weight.shape or ("bias" in saved) != (model.bias is not None):
+        raise ConfigError(
+            "trainer.resume",
+            cfg.trainer.resume,
+            f"its model has kernel {list(saved['weight'].shape)}, bias {'bias' in saved}; "
+            f"this config has {list(model.weight.shape)}, bias {model.bias is not None}: "
+            "resume with the run's own model settings",
+        )
+    if checkpoint["step"] > cfg.trainer.steps:
+        raise ConfigError(
+            "trainer.steps",
+            cfg.trainer.steps,
+            f"must be >= the checkpoint's step {checkpoint['step']} to resume",
+        )
+
+
+def _log_run_start(tracker: TensorBoardTracker, cfg: DictConfig, task: Task) -> None:
+    tracker.log_config(OmegaConf.to_yaml(cfg, resolve=True))
+    tracker.log_hparams(hyperparameters(cfg))
+    tracker.log_image("data/input", task.image)
+    tracker.log_image("data/target", task.target)
+    tracker.log_image("data/target_kernel", task.kernel)
+
+
+def _multiply_adds(geometry: Geometry) -> int:
+    (oh, ow), (kh, kw) = geometry.output_shape, geometry.kernel_size
+    return oh * ow * kh * kw
 
 
 def _versions() -> dict[str, str]:

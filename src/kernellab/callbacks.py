@@ -1,0 +1,103 @@
+"""Hydra callbacks (registered in conf/config.yaml under `hydra.callbacks`).
+
+`Preflight` refuses what would fail or half-write a run or sweep before anything is created;
+`SweepReport` summarises every multirun and makes it exit non-zero when a job failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from kernellab.config import ConfigError, UserError
+
+log = logging.getLogger("kernellab")
+
+EXIT_USAGE = 2
+EXIT_JOBS_FAILED = 1
+_MISSING = object()
+
+
+def exit_with_error(error: UserError) -> None:
+    """One line on stderr and exit status 2: what every user mistake gets."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def check_output_dir(path: Path) -> None:
+    """Create `path` (as Hydra is about to) and write to it, or fail naming the path."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".kernellab-write-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UserError(f"output dir {path} cannot be created or written: {reason}") from None
+
+
+class Preflight(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._guard(lambda: check_output_dir(Path(config.hydra.run.dir)))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        def checks() -> None:
+            _check_sweep(config)
+            check_output_dir(Path(config.hydra.sweep.dir))
+
+        self._guard(checks)
+
+    @staticmethod
+    def _guard(checks) -> None:
+        try:
+            checks()
+        except UserError as error:
+            exit_with_error(error)
+
+
+def _check_sweep(config: DictConfig) -> None:
+    """Refuse an empty sweep, a key that is not in the config, and n_jobs < 1."""
+    n_jobs = config.hydra.launcher.get("n_jobs")
+    if n_jobs is not None and n_jobs < 1:
+        raise ConfigError("hydra.launcher.n_jobs", n_jobs, "must be >= 1")
+    parser = OverridesParser.create()
+    for override in parser.parse_overrides(list(config.hydra.overrides.task)):
+        if override.is_add() or override.is_delete() or override.is_force_add():
+            continue
+        key, value = override.input_line.split("=", 1)
+        if OmegaConf.select(config, override.key_or_group, default=_MISSING) is _MISSING:
+            raise ConfigError(key, value, "is not a config key (see `python train.py --cfg job`)")
+        if override.is_sweep_override() and not list(override.sweep_iterator()):
+            raise ConfigError(key, value, "the sweep has no values")
+    sweeper = config.hydra.sweeper
+    for key, space in (sweeper.get("params") or {}).items():
+        if OmegaConf.select(config, key, default=_MISSING) is _MISSING:
+            raise ConfigError(
+                f"hydra.sweeper.params.{key}", space, "searches a key that is not in the config"
+            )
+    if sweeper.get("n_trials") is not None and sweeper.n_trials < 1:
+        raise ConfigError("hydra.sweeper.n_trials", sweeper.n_trials, "must be >= 1")
+
+
+class SweepReport(Callback):
+    """Writes summary.csv/.md/.png into the sweep dir and prints the best job."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from kernellab.report import best_line, write_report
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        report = write_report(sweep_dir)
+        log.info(best_line(report))
+        log.info("summary: %s", sweep_dir / "summary.md")
+        if report.failed:
+            print(
+                f"error: {report.failed} job(s) failed: see {sweep_dir / 'summary.md'}",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_JOBS_FAILED)

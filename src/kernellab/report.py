@@ -1,0 +1,339 @@
+"""Sweep summary: one row per Hydra multirun job, and the jobs' loss curves, in the sweep dir.
+
+Everything is read back from what the jobs left on disk (`.hydra/`, `metrics.json`, event files),
+so a report can be rebuilt for any sweep dir at any time: finished, half-finished (a job without
+`metrics.json` is reported as `missing`), or copied back from a cluster.
+
+    python -m kernellab.report SWEEP_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kernellab.artifacts import atomic_write, read_metrics
+from kernellab.tracking import LOSS_TAG, read_scalars
+
+log = logging.getLogger(__name__)
+
+CSV_FILE, MD_FILE, PNG_FILE = "summary.csv", "summary.md", "summary.png"
+COLUMNS = ["job", "overrides", "status", "final_loss", "weight", "bias", "wall_time_s", "dir"]
+MD_COLUMNS = COLUMNS[:-1]  # for people: the dir's name only repeats the job and its overrides
+FAILED = {"failed", "missing"}  # statuses counted as failures
+MAX_LEGEND = 20  # beyond this many curves a legend is unreadable; the table says which is which
+EXIT_USAGE = 2
+
+
+class ReportError(Exception):
+    """A path that can't be reported on: missing, not a directory, or holding no jobs."""
+
+
+@dataclass
+class JobRow:
+    """One job as its dir tells it."""
+
+    job: int | None  # hydra.job.num
+    dir: Path
+    overrides: list[str]
+    status: str  # metrics.json's, or `missing` when the job never wrote one
+    final_loss: float | None  # None when absent or not finite
+    weight: list[Any] | None
+    bias: float | None
+    wall_time_s: float | None
+
+    @property
+    def name(self) -> str:
+        return f"job {self.job}" if self.job is not None else self.dir.name
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.overrides)
+
+
+@dataclass
+class SweepReport:
+    sweep_dir: Path
+    rows: list[JobRow]  # by final loss, ascending; jobs without a finite loss last
+    best: JobRow | None  # the completed job with the lowest final loss
+    failed: int  # rows whose status is `failed` or `missing`
+    files: list[Path]  # what write_report wrote
+
+
+def write_report(sweep_dir: Path) -> SweepReport:
+    """Summarise every job under `sweep_dir` into summary.csv, summary.md and summary.png there."""
+    sweep_dir = Path(sweep_dir)
+    rows = sorted((read_job(d) for d in find_jobs(sweep_dir)), key=_by_loss)
+    best = next((r for r in rows if r.status == "completed" and r.final_loss is not None), None)
+    report = SweepReport(sweep_dir, rows, best, sum(r.status in FAILED for r in rows), [])
+    outputs = {CSV_FILE: _csv_table, MD_FILE: _md_table, PNG_FILE: _png}
+    for name, render in outputs.items():
+        data = render(report)
+        if data is not None:
+            atomic_write(sweep_dir / name, data)
+            report.files.append(sweep_dir / name)
+    return report
+
+
+def find_jobs(sweep_dir: Path) -> list[Path]:
+    """Every dir under `sweep_dir` holding `.hydra/`; skips multirun.yaml, .submitit/ and the like.
+
+    Searched at any depth, so a custom `hydra.sweep.subdir` with a `/` in it is still found.
+    """
+    if not sweep_dir.exists():
+        raise ReportError(f"{sweep_dir}: no such directory")
+    if not sweep_dir.is_dir():
+        raise ReportError(f"{sweep_dir}: not a directory")
+    jobs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir())
+    if not jobs:
+        raise ReportError(f"{sweep_dir}: no jobs (no directory with .hydra/ in it)")
+    return jobs
+
+
+def read_job(job_dir: Path) -> JobRow:
+    try:
+        metrics = read_metrics(job_dir)
+    except FileNotFoundError:  # still running, or killed before it could write one
+        metrics = {"status": "missing"}
+    except (OSError, ValueError) as error:  # not kernellab's (it writes atomically), but say so
+        log.warning("%s: unreadable metrics: %s", job_dir, error)
+        metrics = {"status": "failed"}
+    overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml")
+    return JobRow(
+        job=_job_number(job_dir),
+        dir=job_dir,
+        overrides=[str(o) for o in overrides] if isinstance(overrides, list) else [],
+        status=str(metrics.get("status", "missing")),
+        final_loss=_finite(metrics.get("final_loss")),
+        weight=metrics.get("weight"),
+        bias=_finite(metrics.get("bias")),
+        wall_time_s=_finite(metrics.get("wall_time_s")),
+    )
+
+
+def best_line(report: SweepReport) -> str:
+    best = report.best
+    if best is None:
+        counts = f"{len(report.rows)} jobs, {report.failed} failed or missing"
+        return f"best: none: no job completed with a finite loss ({counts})"
+    overrides = f" ({best.label})" if best.label else ""
+    return f"best: {best.name}{overrides} final_loss={best.final_loss:.4g}"
+
+
+def _job_number(job_dir: Path) -> int | None:
+    """hydra.job.num from .hydra/hydra.yaml; failing that, the leading number of the dir's name."""
+    hydra_cfg = _read_yaml(job_dir / ".hydra" / "hydra.yaml")
+    try:
+        return int(hydra_cfg["hydra"]["job"]["num"])
+    except (TypeError, KeyError, ValueError):
+        match = re.match(r"(\d+)(_|$)", job_dir.name)
+        return int(match.group(1)) if match else None
+
+
+def _read_yaml(path: Path) -> Any:
+    """The file's content, or None when it is absent or half-written (Hydra writes in place)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number and math.isfinite(value) else None
+
+
+def _by_loss(row: JobRow) -> tuple[Any, ...]:
+    # without a loss, a job that never ended goes after one that ended badly
+    job = row.job if row.job is not None else math.inf
+    return (
+        row.final_loss is None,
+        row.final_loss or 0.0,
+        row.status == "missing",
+        job,
+        str(row.dir),
+    )
+
+
+# --- tables ---
+
+
+def _g(value: float | None) -> str:
+    """4 significant digits; empty when there is no value."""
+    return "" if value is None else f"{value:.4g}"
+
+
+def _compact(value: Any) -> str:
+    """A nested list as `[[-0.998,0.997]]`: one cell, 4 significant digits."""
+    if isinstance(value, list):
+        return "[" + ",".join(_compact(v) for v in value) + "]"
+    return "null" if value is None else _g(value)
+
+
+def _cells(row: JobRow, sweep_dir: Path, final_loss: str) -> list[str]:
+    return [
+        "" if row.job is None else str(row.job),
+        row.label,
+        row.status,
+        final_loss,
+        "" if row.weight is None else _compact(row.weight),
+        _g(row.bias),
+        _g(row.wall_time_s),
+        row.dir.relative_to(sweep_dir).as_posix(),
+    ]
+
+
+def _csv_table(report: SweepReport) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in report.rows:
+        # the loss in full precision: it is what the rows are sorted by
+        loss = "" if row.final_loss is None else repr(row.final_loss)
+        writer.writerow(_cells(row, report.sweep_dir, loss))
+    return out.getvalue().encode()
+
+
+def _md_table(report: SweepReport) -> bytes:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    lines = [f"# Sweep summary: {report.sweep_dir.name}", "", best_line(report), ""]
+    lines += [line(MD_COLUMNS), line(["---"] * len(MD_COLUMNS))]
+    rows = [_cells(r, report.sweep_dir, _g(r.final_loss))[: len(MD_COLUMNS)] for r in report.rows]
+    lines += [line(cells) for cells in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+# --- plot ---
+
+
+def swept_values(rows: list[JobRow]) -> dict[str, list[str | None]]:
+    """Per override key that differs between jobs, each row's value (None where a job lacks it)."""
+    parsed = [dict(_key_value(o) for o in r.overrides) for r in rows]
+    keys = dict.fromkeys(k for p in parsed for k in p)  # first-seen order
+    values = {k: [p.get(k) for p in parsed] for k in keys}
+    return {k: v for k, v in values.items() if len(set(v)) > 1}
+
+
+def _key_value(override: str) -> tuple[str, str]:
+    """`+model.bias=false` -> (`model.bias`, `false`): Hydra's add/delete prefixes don't matter here."""
+    key, _, value = override.lstrip("+~").partition("=")
+    return key, value
+
+
+def numeric_params(swept: dict[str, list[str | None]]) -> dict[str, list[float]]:
+    """The swept keys whose values all parse as numbers, e.g. optim.lr but not model.kernel_size."""
+    numeric = {}
+    for key, values in swept.items():
+        try:
+            numeric[key] = [float(v) for v in values]  # a job without the key: TypeError
+        except (TypeError, ValueError):
+            continue
+    return numeric
+
+
+def _png(report: SweepReport) -> bytes | None:
+    try:  # imported here: slow, and only the `sweeps` extra installs it
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        log.warning("matplotlib is not installed: no %s", PNG_FILE)
+        return None
+
+    rows, swept = report.rows, swept_values(report.rows)
+    params = numeric_params(swept)
+    # A Figure of its own (not pyplot): no global state in the process that called us.
+    fig = Figure(figsize=(5.5 * (1 + len(params)), 4.5 + 0.2 * min(len(rows), MAX_LEGEND)))
+    fig.set_layout_engine("constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 1 + len(params), squeeze=False)[0]
+    labels = [_short_label(r, i, swept) for i, r in enumerate(rows)]
+    _plot_curves(axes[0], rows, labels)
+    for ax, (key, xs) in zip(axes[1:], params.items(), strict=True):
+        _plot_final_loss(ax, key, xs, rows)
+    if 0 < len(axes[0].lines) <= MAX_LEGEND:
+        fontsize = "small" if len(axes[0].lines) <= 8 else "x-small"
+        fig.legend(loc="outside lower center", ncols=len(axes), fontsize=fontsize)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100)
+    return out.getvalue()
+
+
+def _short_label(row: JobRow, index: int, swept: dict[str, list[str | None]]) -> str:
+    """`3: optim.lr=0.01`: only what differs between jobs, so the legend stays short."""
+    parts = [f"{k}={v[index]}" for k, v in swept.items() if v[index] is not None]
+    job = "?" if row.job is None else row.job
+    return f"{job}: {' '.join(parts) or row.label}"
+
+
+def _plot_curves(ax: Any, rows: list[JobRow], labels: list[str]) -> None:
+    starts = []
+    for row, label in zip(rows, labels, strict=True):
+        if not any(row.dir.glob("events.out.tfevents.*")):
+            continue
+        # what a log scale can show: drops NaN, inf and 0
+        points = [(s, v) for s, v in read_scalars(row.dir).get(LOSS_TAG, []) if 0 < v < math.inf]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=label, linewidth=1)
+            starts.append(points[0][1])
+    ax.set_title(f"{LOSS_TAG} ({len(ax.lines)} of {len(rows)} jobs)")
+    ax.set_xlabel("step")
+    if not ax.lines:
+        ax.text(0.5, 0.5, "no loss curves yet", transform=ax.transAxes, ha="center")
+        return
+    ax.set_yscale("log")
+    # a diverging job would squash every other curve into the bottom of the panel: let it leave
+    ax.set_ylim(top=min(ax.get_ylim()[1], 100 * max(starts)))
+
+
+def _plot_final_loss(ax: Any, key: str, xs: list[float], rows: list[JobRow]) -> None:
+    # > 0: a log scale can't show 0 (nor a missing loss)
+    points = [(x, r.final_loss) for x, r in zip(xs, rows, strict=True) if (r.final_loss or 0) > 0]
+    if points:
+        ax.plot(*zip(*points, strict=True), "o")  # no line: other swept keys vary along it
+        ax.set_yscale("log")
+    if min(xs) > 0 and max(xs) / min(xs) >= 10:
+        ax.set_xscale("log")
+    ax.set_title(f"final loss vs {key}")
+    ax.set_xlabel(key)
+    ax.set_ylabel("final loss")
+
+
+# --- command line ---
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kernellab.report",
+        description=f"Write {CSV_FILE}, {MD_FILE} and {PNG_FILE} into a Hydra sweep dir: one row "
+        "per job, sorted by final loss, and the loss curves. Works on unfinished sweeps too.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="the multirun dir (hydra.sweep.dir)")
+    args = parser.parse_args(argv)
+    try:
+        report = write_report(args.sweep_dir)
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:  # e.g. a read-only sweep dir
+        print(f"error: {args.sweep_dir}: {error}", file=sys.stderr)
+        return 1
+    for path in report.files:
+        print(path)
+    print(best_line(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""`kernellab.report` on a real sweep (and on a hand-made one): tables, picture, command line.
+
+Expected values come from the jobs' own files (`metrics.json`, `.hydra/`), never from the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from PIL import Image
+
+from kernellab.artifacts import write_metrics
+from kernellab.report import (
+    SweepReport,
+    best_line,
+    main,
+    numeric_params,
+    swept_values,
+    write_report,
+)
+from tests.conftest import run_cli
+
+SUMMARIES = ["summary.csv", "summary.md", "summary.png"]
+COLUMNS = ["job", "overrides", "status", "final_loss", "weight", "bias", "wall_time_s", "dir"]
+LRS = ["0.001", "0.01", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 3-job multirun (0.1 diverges), shared; tests work on copies of it."""
+    root = tmp_path_factory.mktemp("report")
+    sweep_dir = root / "sweep"
+    lrs = ",".join(LRS)
+    run_cli(
+        "-m",
+        f"optim.lr={lrs}",
+        "trainer.steps=20",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=root,
+        check=True,
+    )
+    return sweep_dir
+
+
+def fresh_copy(sweep_dir: Path, dest: Path) -> Path:
+    """A private copy of the sweep without any summary a multirun callback may have written."""
+    copy = shutil.copytree(sweep_dir, dest)
+    for name in SUMMARIES:
+        (copy / name).unlink(missing_ok=True)
+    return copy
+
+
+@pytest.fixture
+def sweep(real_sweep: Path, tmp_path: Path) -> Path:
+    return fresh_copy(real_sweep, tmp_path / "sweep")
+
+
+@pytest.fixture(scope="module")
+def report(real_sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> SweepReport:
+    """write_report on a copy of the sweep, once, for the tests that only read its results."""
+    return write_report(fresh_copy(real_sweep, tmp_path_factory.mktemp("reported") / "sweep"))
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return [d for d in sweep_dir.iterdir() if (d / ".hydra").is_dir()]
+
+
+def on_disk(job_dir: Path) -> dict[str, Any]:
+    """What a job left: its number, overrides and metrics (None when it has no metrics.json)."""
+    hydra_cfg = yaml.safe_load((job_dir / ".hydra" / "hydra.yaml").read_text())
+    metrics = job_dir / "metrics.json"
+    return {
+        "num": hydra_cfg["hydra"]["job"]["num"],
+        "overrides": yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()),
+        "metrics": json.loads(metrics.read_text()) if metrics.exists() else None,
+    }
+
+
+def expected_order(sweep_dir: Path) -> list[Path]:
+    """Job dirs by final loss from metrics.json; no metrics or no finite loss last."""
+
+    def key(d: Path) -> tuple[bool, float]:
+        loss = (on_disk(d)["metrics"] or {}).get("final_loss")
+        finite = loss is not None and math.isfinite(loss)
+        return (not finite, loss if finite else 0.0)
+
+    return sorted(job_dirs(sweep_dir), key=key)
+
+
+def completed_by_loss(sweep_dir: Path) -> list[Path]:
+    return [d for d in expected_order(sweep_dir) if _completed(on_disk(d)["metrics"])]
+
+
+def _completed(metrics: dict[str, Any] | None) -> bool:
+    return bool(metrics) and metrics["status"] == "completed" and metrics["final_loss"] is not None
+
+
+def flat(values: Any) -> list[float]:
+    return [x for v in values for x in flat(v)] if isinstance(values, list) else [values]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_report_rows_are_the_jobs_sorted_by_final_loss(report: SweepReport) -> None:
+    sweep = report.sweep_dir
+    assert len(report.rows) == len(job_dirs(sweep)) == 3
+    assert [r.dir for r in report.rows] == expected_order(sweep)
+    best_dir = completed_by_loss(sweep)[0]
+    assert report.best is not None and report.best.dir == best_dir
+    assert report.best.overrides == on_disk(best_dir)["overrides"]
+    assert report.failed == sum(
+        on_disk(d)["metrics"]["status"] == "failed" for d in job_dirs(sweep)
+    )
+    assert report.files == [sweep / name for name in SUMMARIES]
+    # optim.lr is swept and numeric; trainer.steps is the same in every job, so not swept
+    lrs = [
+        dict(o.split("=", 1) for o in on_disk(r.dir)["overrides"])["optim.lr"] for r in report.rows
+    ]
+    assert numeric_params(swept_values(report.rows)) == {"optim.lr": [float(x) for x in lrs]}
+
+
+@pytest.mark.slow
+def test_csv_and_markdown_tables_hold_each_jobs_own_values(report: SweepReport) -> None:
+    sweep = report.sweep_dir
+    rows = read_csv(sweep / "summary.csv")
+    assert list(rows[0]) == COLUMNS
+    assert [sweep / r["dir"] for r in rows] == expected_order(sweep)
+    for row in rows:
+        job = on_disk(sweep / row["dir"])
+        metrics = job["metrics"]
+        assert int(row["job"]) == job["num"]
+        assert row["overrides"] == " ".join(job["overrides"])
+        assert row["status"] == metrics["status"]
+        if metrics["final_loss"] is None:
+            assert row["final_loss"] == ""
+        else:
+            assert float(row["final_loss"]) == metrics["final_loss"]
+        if metrics["status"] == "completed":  # 4 significant digits
+            assert flat(json.loads(row["weight"])) == pytest.approx(
+                flat(metrics["weight"]), rel=1e-3
+            )
+            assert float(row["bias"]) == pytest.approx(metrics["bias"], rel=1e-3)
+
+    table = [
+        line for line in (sweep / "summary.md").read_text().splitlines() if line.startswith("|")
+    ]
+    assert len(table) == 2 + 3  # header, rule, one row per job
+    assert [line.split("|")[1].strip() for line in table[2:]] == [r["job"] for r in rows]
+
+
+@pytest.mark.slow
+def test_png_is_a_real_picture(report: SweepReport) -> None:
+    png = report.sweep_dir / "summary.png"
+    assert png.stat().st_size > 10_000
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+    assert width >= 800 and height >= 400
+    assert not list(report.sweep_dir.glob(".summary*"))  # no temporary files left behind
+
+
+@pytest.mark.slow
+def test_command_line_rebuilds_the_files_and_prints_the_best_job(sweep: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernellab.report", str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    *paths, best = proc.stdout.splitlines()
+    assert paths == [str(sweep / name) for name in SUMMARIES]
+    assert all(Path(p).is_file() for p in paths)
+    job = on_disk(completed_by_loss(sweep)[0])
+    overrides = " ".join(job["overrides"])
+    final_loss = job["metrics"]["final_loss"]
+    assert best == f"best: job {job['num']} ({overrides}) final_loss={final_loss:.4g}"
+
+
+@pytest.mark.slow
+def test_half_finished_sweep_reports_the_unfinished_job_as_missing(sweep: Path) -> None:
+    first, second = completed_by_loss(sweep)[:2]
+    (first / "metrics.json").unlink()  # as if the best job were still running
+
+    report = write_report(sweep)
+
+    assert len(report.rows) == 3
+    assert report.rows[-1].dir == first and report.rows[-1].status == "missing"
+    assert report.failed == 1
+    assert report.best is not None and report.best.dir == second
+    assert read_csv(sweep / "summary.csv")[-1]["status"] == "missing"
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty dir", "file"])
+def test_a_path_without_jobs_is_one_line_and_exit_2(tmp_path: Path, kind: str, capsys) -> None:
+    path = tmp_path / "sweep"
+    if kind == "empty dir":
+        path.mkdir()
+    elif kind == "file":
+        path.write_text("")
+
+    assert main([str(path)]) == 2  # returned, not raised: no traceback
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"error: {path}: ") and err.count("\n") == 1
+    assert not (tmp_path / "summary.csv").exists()
+
+
+def test_hand_made_sweep_skips_non_job_dirs_and_counts_failures(tmp_path: Path) -> None:
+    """The launcher's and sweeper's own files are not jobs; names give the job number as a fallback."""
+    sweep = tmp_path / "sweep"
+    (sweep / ".submitit" / "123_0").mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    (sweep / "optimization_results.yaml").write_text("best_value: 0.1\n")
+    jobs = [
+        (
+            0,
+            ["model.kernel_size=[1,2]", "optim.lr=0.1"],
+            {"status": "completed", "final_loss": 0.5},
+        ),
+        (
+            1,
+            ["model.kernel_size=[1,3]", "optim.lr=0.01"],
+            {"status": "completed", "final_loss": 0.25},
+        ),
+        (2, ["model.kernel_size=[1,3]", "optim.lr=1"], {"status": "failed", "final_loss": None}),
+        (3, ["model.kernel_size=[1,2]", "optim.lr=1"], None),  # killed before metrics.json
+    ]
+    for num, overrides, metrics in jobs:
+        job_dir = sweep / f"{num}_{','.join(overrides)}"  # no hydra.yaml: the number is in the name
+        (job_dir / ".hydra").mkdir(parents=True)
+        (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        if metrics is not None:
+            write_metrics(job_dir, {**metrics, "weight": [[-1.0, 1.0]], "bias": 0.0})
+
+    report = write_report(sweep)
+
+    assert [(r.job, r.status) for r in report.rows] == [
+        (1, "completed"),
+        (0, "completed"),
+        (2, "failed"),
+        (3, "missing"),
+    ]
+    assert report.failed == 2
+    assert (
+        best_line(report) == "best: job 1 (model.kernel_size=[1,3] optim.lr=0.01) final_loss=0.25"
+    )
+    # kernel_size is swept but not a number: only optim.lr gets a final-loss panel
+    assert list(numeric_params(swept_values(report.rows))) == ["optim.lr"]
+    assert all((sweep / name).is_file() for name in SUMMARIES)  # a picture even with no events
+
+
+def test_best_line_says_so_when_no_job_succeeded(tmp_path: Path) -> None:
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+
+    line = best_line(write_report(tmp_path))
+
+    assert line.startswith("best: none") and "1 failed or missing" in line

@@ -1,0 +1,79 @@
+"""Ctrl-C and SIGTERM end a run cleanly; `trainer.resume` continues it exactly (CPU, bitwise)."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from kernellab.artifacts import read_metrics
+from kernellab.tracking import read_scalars
+from tests.conftest import TRAIN_PY, run_cli
+
+LONG_RUN = ["trainer.steps=100000000", "trainer.print_every=200", "optim.lr=0.001"]
+
+
+def interrupt_after_progress(run_dir, sig: signal.Signals) -> subprocess.CompletedProcess:
+    """Start a very long run, wait until it has printed (so logged) some steps, then signal it."""
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), *LONG_RUN, f"hydra.run.dir={run_dir}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        for line in proc.stdout:
+            if line.startswith("step "):
+                proc.send_signal(sig)
+                break
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_everything_and_exits_with_shell_code(tmp_path, sig, code):
+    proc = interrupt_after_progress(tmp_path / "run", sig)
+    assert proc.returncode == code, proc.stderr
+    assert f"{sig.name} received" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    metrics = read_metrics(tmp_path / "run")
+    done = metrics["steps_completed"]
+    assert metrics["status"] == "interrupted" and metrics["signal"] == sig.name
+    assert 200 <= done < 100000000
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    losses = read_scalars(tmp_path / "run")["train/loss"]
+    assert [step for step, _ in losses] == list(range(1, done + 1))  # flushed to the last step
+
+
+@pytest.mark.slow
+def test_interrupted_then_resumed_equals_uninterrupted_bitwise(tmp_path):
+    run_dir = tmp_path / "interrupted"
+    assert interrupt_after_progress(run_dir, signal.SIGTERM).returncode == 143
+    total = read_metrics(run_dir)["steps_completed"] + 150  # resume extends past the stop
+
+    resumed = run_cli(
+        f"trainer.resume={run_dir}", f"trainer.steps={total}", *LONG_RUN[1:], cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {run_dir} at step" in resumed.stdout
+    assert not (tmp_path / "outputs").exists(), "a resumed run writes into its own dir"
+    straight = tmp_path / "straight"
+    run_cli(
+        f"trainer.steps={total}",
+        *LONG_RUN[1:],
+        f"hydra.run.dir={straight}",
+        cwd=tmp_path,
+        check=True,
+    )
+
+    a, b = read_metrics(run_dir), read_metrics(straight)
+    assert a["status"] == "completed" and a["steps_completed"] == total
+    for key in ("weight", "bias", "final_loss", "initial_loss"):
+        assert a[key] == b[key], key  # bitwise: JSON floats round-trip exactly
+    losses = read_scalars(run_dir)["train/loss"]
+    assert [step for step, _ in losses] == list(range(1, total + 1))  # no gap, no duplicate
+    assert losses == read_scalars(straight)["train/loss"]
