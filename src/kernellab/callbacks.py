@@ -16,6 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab.config import ConfigError, UserError
+from kernellab.runtime import joblib_workers
 
 log = logging.getLogger("kernellab")
 
@@ -64,11 +65,14 @@ class Preflight(Callback):
 def _check_sweep(config: DictConfig) -> None:
     """Refuse an empty sweep, a key that is not in the config, and n_jobs < 1."""
     n_jobs = config.hydra.launcher.get("n_jobs")
-    if n_jobs is not None and n_jobs < 1:
-        raise ConfigError("hydra.launcher.n_jobs", n_jobs, "must be >= 1")
+    if n_jobs is not None and joblib_workers(n_jobs) < 1:
+        raise ConfigError(
+            "hydra.launcher.n_jobs", n_jobs, "must be >= 1 (or -1 for all cores, as in joblib)"
+        )
     parser = OverridesParser.create()
     for override in parser.parse_overrides(list(config.hydra.overrides.task)):
-        if override.is_add() or override.is_delete() or override.is_force_add():
+        is_group = override.key_or_group in config.hydra.runtime.choices  # e.g. optim=adam
+        if is_group or override.is_add() or override.is_delete() or override.is_force_add():
             continue
         key, value = override.input_line.split("=", 1)
         if OmegaConf.select(config, override.key_or_group, default=_MISSING) is _MISSING:
@@ -81,8 +85,9 @@ def _check_sweep(config: DictConfig) -> None:
             raise ConfigError(
                 f"hydra.sweeper.params.{key}", space, "searches a key that is not in the config"
             )
-    if sweeper.get("n_trials") is not None and sweeper.n_trials < 1:
-        raise ConfigError("hydra.sweeper.n_trials", sweeper.n_trials, "must be >= 1")
+    for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
+        if sweeper.get(key) is not None and sweeper[key] < 1:
+            raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
 
 
 class SweepReport(Callback):

@@ -41,13 +41,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
-def choose_num_threads(setting: int | str, macs_per_step: int, parallel_jobs: int = 1) -> int:
-    """An int is forced; `auto` gives tiny problems one thread, big ones a fair share of the cores."""
+def choose_num_threads(setting: int | str, macs_per_step: int, cores: int) -> int:
+    """An int is forced; `auto` gives tiny problems one thread, big ones this job's cores."""
     if setting != "auto":
         return int(setting)
-    if macs_per_step < SMALL_PROBLEM_MACS:
-        return 1
-    return max(1, available_cores() // max(1, parallel_jobs))
+    return 1 if macs_per_step < SMALL_PROBLEM_MACS else max(1, cores)
 
 
 def available_cores() -> int:
@@ -59,13 +57,23 @@ def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
 
-def parallel_jobs() -> int:
-    """How many jobs of this sweep share the machine: the joblib launcher's n_jobs, else 1."""
+def cores_for_this_job() -> int:
+    """This job's fair share of cores: joblib's n_jobs split the machine; submitit jobs get
+    `cpus_per_task`; otherwise whatever the process may run on (SLURM sets affinity)."""
     from hydra.core.hydra_config import HydraConfig
 
+    cores = available_cores()
     if not HydraConfig.initialized():
-        return 1
-    n_jobs = HydraConfig.get().launcher.get("n_jobs")
-    if n_jobs is None:
-        return 1
-    return available_cores() if n_jobs < 0 else n_jobs
+        return cores
+    launcher = HydraConfig.get().launcher
+    n_jobs, cpus_per_task = launcher.get("n_jobs"), launcher.get("cpus_per_task")
+    if n_jobs is not None:
+        return max(1, cores // max(1, joblib_workers(n_jobs)))
+    if cpus_per_task:
+        return min(cores, cpus_per_task)
+    return cores
+
+
+def joblib_workers(n_jobs: int) -> int:
+    """joblib's reading of n_jobs: negative counts back from the cores (-1 = all of them)."""
+    return n_jobs if n_jobs >= 0 else available_cores() + 1 + n_jobs

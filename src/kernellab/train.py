@@ -62,7 +62,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     checkpoint = artifacts.load_checkpoint(cfg.trainer.resume) if cfg.trainer.resume else None
     artifacts.ensure_writable(run_dir)
     threads = runtime.choose_num_threads(
-        cfg.trainer.num_threads, _multiply_adds(geometry), runtime.parallel_jobs()
+        cfg.trainer.num_threads, _multiply_adds(geometry), runtime.cores_for_this_job()
     )
     torch.set_num_threads(threads)
 
