@@ -51,8 +51,7 @@ def test_snapshots_images_config_and_hparams(default_run):
     assert hparams["optim.lr"].number_value == pytest.approx(0.01)
     assert hparams["task.target_kernel"].string_value == "[[-1.0, 1.0]]"
     assert hparams["optim"].string_value == "GradientDescent"
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/experiment"])
-    assert [m.name.tag for m in experiment.experiment.metric_infos] == ["train/loss"]
+    assert "_hparams_/experiment" not in plugin  # TensorBoard infers it across runs
 
 
 def test_log_every_and_big_kernels(make_cfg, tmp_path):

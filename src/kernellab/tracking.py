@@ -94,9 +94,17 @@ class TensorBoardTracker:
         self.writer.add_text("config", "```yaml\n" + config_yaml + "\n```")
 
     def log_hparams(self, hyperparameters: Mapping[str, Any]) -> None:
-        """An HParams entry in this run itself (not a sub-run), comparing runs by `train/loss`."""
-        for summary in hparams(dict(hyperparameters), {LOSS_TAG: float("nan")}):
-            self.writer.file_writer.add_summary(summary)
+        """This run's HParams session, in the run itself (not a timestamped sub-run).
+
+        Only the session is written, no experiment summary: TensorBoard then builds the experiment
+        from all runs' sessions, so it knows which hyperparameters differ across a sweep, and takes
+        the runs' scalars (`train/loss` first, then the kernel) as metrics. With a summary per run
+        it would take one run's at random and mark nothing as swept.
+        """
+        _experiment, session_start, _session_end = hparams(
+            dict(hyperparameters), {LOSS_TAG: float("nan")}
+        )
+        self.writer.file_writer.add_summary(session_start)
 
     def close(self) -> None:
         self.writer.close()
