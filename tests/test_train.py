@@ -164,3 +164,70 @@ def test_resume_refuses_another_model_shape_or_fewer_steps(make_cfg, tmp_path):
         train(make_cfg("model.bias=false", f"trainer.resume={tmp_path}"), tmp_path)
     with pytest.raises(ConfigError, match=r"trainer.steps=5: must be >= the checkpoint's step 10"):
         train(make_cfg("trainer.steps=5", f"trainer.resume={tmp_path}"), tmp_path)
+
+
+def test_cuda_graph_needs_cuda(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=r"trainer\.cuda_graph=true: needs a CUDA device, not cpu"):
+        train(make_cfg("trainer.cuda_graph=true"), tmp_path)
+
+
+def test_experiment_sobel_x_learns_sobel(make_cfg, tmp_path):
+    result = train(make_cfg("experiment=sobel_x"), tmp_path)
+    sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    assert torch.allclose(torch.tensor(result.weight), sobel, atol=1e-3)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@cuda
+@pytest.mark.cuda
+def test_cuda_matches_cpu(make_cfg, tmp_path):
+    cpu = train(make_cfg("trainer.steps=100"), tmp_path / "cpu")
+    gpu = train(make_cfg("trainer.steps=100", "trainer.device=cuda"), tmp_path / "gpu")
+    assert gpu.device.startswith("cuda")
+    torch.testing.assert_close(
+        torch.tensor(gpu.weight), torch.tensor(cpu.weight), rtol=1e-4, atol=1e-5
+    )
+    assert gpu.final_loss == pytest.approx(cpu.final_loss, rel=1e-3, abs=1e-7)
+
+
+@cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("backend", ["torch", "corr2d"])
+def test_cuda_graph_matches_eager(make_cfg, tmp_path, backend):
+    args = ("trainer.steps=300", "trainer.device=cuda", f"model.backend={backend}")
+    eager = train(make_cfg(*args), tmp_path / "eager")
+    graphed = train(make_cfg(*args, "trainer.cuda_graph=true"), tmp_path / "graph")
+    assert graphed.steps_completed == 300
+    torch.testing.assert_close(
+        torch.tensor(graphed.weight), torch.tensor(eager.weight), rtol=1e-5, atol=1e-6
+    )
+    assert [s for s, _ in read_scalars(tmp_path / "graph")["train/loss"]] == list(range(1, 301))
+
+
+@cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("graph", ["false", "true"])
+def test_cuda_loop_does_not_sync_every_step(make_cfg, tmp_path, graph):
+    """Synchronising calls (.item(), .cpu(), ...) happen per flush, not per step."""
+    import warnings
+
+    steps = 3000
+    cfg = make_cfg(f"trainer.steps={steps}", "trainer.device=cuda", f"trainer.cuda_graph={graph}")
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(cfg, tmp_path)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) < steps / 20, len(syncs)
+
+
+@cuda
+@pytest.mark.cuda
+def test_cuda_graph_refuses_torch_optim(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="optim=sgd only"):
+        train(make_cfg("trainer.device=cuda", "trainer.cuda_graph=true", "optim=adam"), tmp_path)

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from kernellab.config import ConfigError
+from kernellab.runtime import (
+    SMALL_PROBLEM_MACS,
+    available_cores,
+    choose_num_threads,
+    joblib_workers,
+    resolve_device,
+)
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu():
+    expected = "cuda" if torch.cuda.is_available() else None
+    if expected is None:
+        mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+        expected = "mps" if mps else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "tpu"])
+def test_unknown_device_names_are_refused(name):
+    with pytest.raises(ConfigError, match=f"trainer.device={name}: must be cpu, cuda, cuda:N"):
+        resolve_device(name)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_index_out_of_range():
+    with pytest.raises(ConfigError, match="CUDA device"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_threads_small_problems_one_big_ones_their_share():
+    assert choose_num_threads("auto", SMALL_PROBLEM_MACS - 1, cores=8) == 1
+    assert choose_num_threads("auto", SMALL_PROBLEM_MACS, cores=8) == 8
+    assert choose_num_threads(3, 10, cores=8) == 3  # an int is forced
+
+
+def test_joblib_n_jobs_convention():
+    assert joblib_workers(2) == 2
+    assert joblib_workers(-1) == available_cores()
+    assert joblib_workers(0) == 0
