@@ -231,3 +231,13 @@ def test_cuda_loop_does_not_sync_every_step(make_cfg, tmp_path, graph):
 def test_cuda_graph_refuses_torch_optim(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="optim=sgd only"):
         train(make_cfg("trainer.device=cuda", "trainer.cuda_graph=true", "optim=adam"), tmp_path)
+
+
+def test_resuming_a_finished_run_changes_nothing(make_cfg, tmp_path):
+    first = train(make_cfg("trainer.steps=10"), tmp_path)
+    again = train(make_cfg("trainer.steps=10", f"trainer.resume={tmp_path}"), tmp_path)
+    assert (again.steps_completed, again.final_loss, again.weight) == (
+        first.steps_completed,
+        first.final_loss,
+        first.weight,
+    )

@@ -114,8 +114,9 @@ class Progress:
         log_every: int,
         snapshot_every: int,
         print_every: int,
-        first_loss: float | None = None,
+        resumed: tuple[int, float | None, float | None] = (0, None, None),
     ) -> None:
+        """`resumed`: (steps already done, their first and last loss) when continuing a run."""
         self.tracker, self.last_step = tracker, last_step
         self.log_every, self.snapshot_every, self.print_every = (
             log_every,
@@ -129,9 +130,8 @@ class Progress:
             1 + sum(v.numel() for v in self.values), BUFFER_ROWS, model.weight.device
         )
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
-        self.first_loss, self.last_loss = first_loss, None
+        self.last_step_done, self.first_loss, self.last_loss = resumed
         self.last_row: torch.Tensor | None = None
-        self.last_step_done = 0
         self.diverged_at: int | None = None
 
     def record(self, step: int, loss: torch.Tensor) -> bool:

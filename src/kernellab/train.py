@@ -74,14 +74,14 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     if cfg.trainer.cuda_graph:
         step = _graphed(step, device, optimizer)
 
-    done, wall_before, first_loss = 0, 0.0, None
+    done, wall_before, losses = 0, 0.0, (None, None)
     if checkpoint is not None:
         _check_compatible(cfg, checkpoint, model)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         torch.set_rng_state(checkpoint["rng"])
         done, wall_before = checkpoint["step"], checkpoint["wall_time_s"]
-        first_loss = checkpoint["initial_loss"]
+        losses = checkpoint["initial_loss"], checkpoint["final_loss"]
         log.info("resuming %s at step %d", cfg.trainer.resume, done + 1)
 
     tracker = TensorBoardTracker(
@@ -96,14 +96,12 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         log_every=cfg.logger.log_every,
         snapshot_every=cfg.logger.snapshot_every,
         print_every=cfg.trainer.print_every,
-        first_loss=first_loss,
+        resumed=(done, *losses),
     )
     start = time.perf_counter()
     with StopRequest() as stop:
         outcome = fit(step, done + 1, cfg.trainer.steps, progress, stop)
     wall = wall_before + time.perf_counter() - start
-    if outcome.steps_completed == 0:  # nothing ran now: report the state we started from
-        outcome.steps_completed, outcome.last_loss = done, checkpoint and checkpoint["final_loss"]
 
     if outcome.status == "diverged":
         log.warning(
