@@ -39,8 +39,8 @@ def test_loss_and_kernel_curves_match_metrics(default_run):
 def test_snapshots_images_config_and_hparams(default_run):
     events = accumulator(default_run)
     tags = events.Tags()
-    assert [e.step for e in events.Histograms("kernel/weights")] == [10, 20]
-    assert [e.step for e in events.Images("kernel/image")] == [10, 20]
+    assert [e.step for e in events.Histograms("kernel/weights")] == list(range(2, 21, 2))
+    assert [e.step for e in events.Images("kernel/image")] == list(range(2, 21, 2))
     for tag in ("data/input", "data/target", "data/prediction"):
         assert tag in tags["images"]
     config_text = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
@@ -55,12 +55,19 @@ def test_snapshots_images_config_and_hparams(default_run):
 
 
 def test_log_every_and_big_kernels(make_cfg, tmp_path):
-    cfg = make_cfg("logger.log_every=5", "model.kernel_size=[6,6]", "trainer.steps=12")
+    cfg = make_cfg(
+        "logger.log_every=5",
+        "logger.snapshot_every=4",
+        "model.kernel_size=[6,6]",
+        "trainer.steps=12",
+    )
     train(cfg, tmp_path)
     scalars = read_scalars(tmp_path)
     assert [step for step, _ in scalars["train/loss"]] == [5, 10, 12]  # and always the last
     assert not [tag for tag in scalars if tag.startswith("kernel/w_")]  # 36 > 25 elements
-    assert "kernel/weights" in accumulator(tmp_path).Tags()["histograms"]
+    histograms = accumulator(tmp_path).Histograms("kernel/weights")
+    assert [h.step for h in histograms] == [4, 8, 12]
+    assert histograms[-1].histogram_value.num == 36
 
 
 def test_heatmap_colours():

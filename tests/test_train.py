@@ -167,7 +167,9 @@ def test_resume_refuses_another_model_shape_or_fewer_steps(make_cfg, tmp_path):
 
 
 def test_cuda_graph_needs_cuda(make_cfg, tmp_path):
-    with pytest.raises(ConfigError, match=r"trainer\.cuda_graph=true: needs a CUDA device, not cpu"):
+    with pytest.raises(
+        ConfigError, match=r"trainer\.cuda_graph=true: needs a CUDA device, not cpu"
+    ):
         train(make_cfg("trainer.cuda_graph=true"), tmp_path)
 
 

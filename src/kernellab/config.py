@@ -86,8 +86,10 @@ class TrainerConfig:
 @dataclass
 class LoggerConfig:
     log_every: int = _help(1, "Log `train/loss` and the kernel scalars every N steps.")
-    snapshot_every: int = _help(
-        10, "Log the `kernel/weights` histogram and `kernel/image` every N steps (and the last)."
+    snapshot_every: int | None = _help(
+        None,
+        "Log the `kernel/weights` histogram and `kernel/image` every N steps and at the last;"
+        " null: every ⌈steps/10⌉, about 10 a run.",
     )
 
 
@@ -213,8 +215,12 @@ def _validate_trainer_and_logger(cfg: DictConfig) -> None:
         "must be `auto` or an int >= 1",
     )
     _require(logger.log_every >= 1, "logger.log_every", logger.log_every, "must be >= 1")
+    snapshots = logger.snapshot_every
     _require(
-        logger.snapshot_every >= 1, "logger.snapshot_every", logger.snapshot_every, "must be >= 1"
+        snapshots is None or snapshots >= 1,
+        "logger.snapshot_every",
+        snapshots,
+        "must be >= 1 or null",
     )
 
 

@@ -124,6 +124,7 @@ class Progress:
             print_every,
         )
         self.kernel_shape = tuple(model.weight.shape)
+        self.kernel_size = model.weight.numel()
         self.has_bias = model.bias is not None
         self.values = [model.weight.view(-1)] + ([model.bias] if self.has_bias else [])
         self.buffer = StepBuffer(
@@ -131,7 +132,7 @@ class Progress:
         )
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
         self.last_step_done, self.first_loss, self.last_loss = resumed
-        self.last_row: torch.Tensor | None = None
+        self.last_row: list[float] | None = None
         self.diverged_at: int | None = None
 
     def record(self, step: int, loss: torch.Tensor) -> bool:
@@ -144,12 +145,11 @@ class Progress:
     def flush(self) -> None:
         steps, rows = self.buffer.drain()
         for step, row in zip(steps, rows, strict=True):
-            if self.diverged_at is not None:
-                break
-            if not math.isfinite(row[0].item()):
+            if not math.isfinite(row[0]):
                 self.diverged_at = step
                 break
             self._write(step, row)
+        self.tracker.flush()
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
 
     def outcome(self, status: str, signal_name: str | None = None) -> Outcome:
@@ -165,9 +165,9 @@ class Progress:
             signal_name=signal_name,
         )
 
-    def _write(self, step: int, row: torch.Tensor) -> None:
-        loss = row[0].item()
-        kernel, bias = self._split(row)
+    def _write(self, step: int, row: list[float]) -> None:
+        loss, kernel, bias = row[0], row[1 : 1 + self.kernel_size], row[1 + self.kernel_size :]
+        bias = bias[0] if bias else None
         if self.first_loss is None:
             self.first_loss = loss
         self.last_loss, self.last_row, self.last_step_done = loss, row, step
@@ -175,11 +175,10 @@ class Progress:
         if step % self.log_every == 0 or last:
             self.tracker.log_step(step, loss, kernel, bias)
         if step % self.snapshot_every == 0 or last:
-            self.tracker.log_snapshot(step, kernel)
+            self.tracker.log_snapshot(step, torch.tensor(kernel).view(self.kernel_shape))
         if step % self.print_every == 0:
             log.info("step %d, loss %.4g", step, loss)
 
-    def _split(self, row: torch.Tensor) -> tuple[torch.Tensor, float | None]:
-        n = self.kernel_shape[0] * self.kernel_shape[1]
-        kernel = row[1 : 1 + n].view(self.kernel_shape)
-        return kernel, row[1 + n].item() if self.has_bias else None
+    def _split(self, row: list[float]) -> tuple[torch.Tensor, float | None]:
+        kernel = torch.tensor(row[1 : 1 + self.kernel_size]).view(self.kernel_shape)
+        return kernel, row[1 + self.kernel_size] if self.has_bias else None

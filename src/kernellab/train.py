@@ -94,7 +94,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         model,
         last_step=cfg.trainer.steps,
         log_every=cfg.logger.log_every,
-        snapshot_every=cfg.logger.snapshot_every,
+        snapshot_every=cfg.logger.snapshot_every or max(1, math.ceil(cfg.trainer.steps / 10)),
         print_every=cfg.trainer.print_every,
         resumed=(done, *losses),
     )
