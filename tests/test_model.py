@@ -13,7 +13,8 @@ def test_randn_init_is_the_notebooks():
     weight, bias = torch.randn(1, 2), torch.randn(1)
     torch.manual_seed(7)
     model = Conv2D((1, 2))
-    assert torch.equal(model.weight.data, weight)
+    assert torch.equal(model.kernel.data, weight)
+    assert model.weight.shape == (1, 1, 1, 2)  # PyTorch's (out, in, kh, kw) layout
     assert torch.equal(model.bias.data, bias)
 
 

@@ -123,8 +123,8 @@ class Progress:
             snapshot_every,
             print_every,
         )
-        self.kernel_shape = tuple(model.weight.shape)
-        self.kernel_size = model.weight.numel()
+        self.kernel_shape = tuple(model.kernel.shape)
+        self.kernel_size = model.kernel.numel()
         self.has_bias = model.bias is not None
         self.values = [model.weight.view(-1)] + ([model.bias] if self.has_bias else [])
         self.buffer = StepBuffer(

@@ -11,34 +11,43 @@ from torch import nn
 
 from kernellab.ops import IntOrPair, Pair, corr2d, corr2d_reference, pair
 
+# (X (1, 1, h, w), weight (1, 1, kh, kw), bias or None, padding, stride) -> Y (1, 1, oh, ow)
 Correlate = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, Pair, Pair], torch.Tensor]
 
 
-def _conv2d(X: torch.Tensor, K: torch.Tensor, bias, padding: Pair, stride: Pair) -> torch.Tensor:
-    """F.conv2d on the (1, 1, h, w) views it expects, bias fused: the fewest autograd nodes."""
-    Y = F.conv2d(X.view(1, 1, *X.shape), K.view(1, 1, *K.shape), bias, stride, padding)
-    return Y.view(Y.shape[2:])
+def _conv2d(
+    X: torch.Tensor, weight: torch.Tensor, bias, padding: Pair, stride: Pair
+) -> torch.Tensor:
+    return F.conv2d(X, weight, bias, stride, padding)
 
 
-def _plus_bias(correlate: Callable[..., torch.Tensor]) -> Correlate:
-    def correlate_plus_bias(X, K, bias, padding: Pair, stride: Pair) -> torch.Tensor:
-        Y = correlate(X, K, padding, stride)
+def _on_planes(correlate: Callable[..., torch.Tensor]) -> Correlate:
+    """Run a 2-D (h, w) cross-correlation on the layer's (1, 1, h, w) tensors, then add the bias."""
+
+    def correlate_planes(X, weight, bias, padding: Pair, stride: Pair) -> torch.Tensor:
+        Y = correlate(X[0, 0], weight[0, 0], padding, stride)[None, None]
         return Y if bias is None else Y + bias
 
-    return correlate_plus_bias
+    return correlate_planes
 
 
 # How the forward pass cross-correlates: all three agree in values and gradients (tests check).
 BACKENDS: dict[str, Correlate] = {
     "torch": _conv2d,  # F.conv2d: the fastest
-    "corr2d": _plus_bias(corr2d),  # the project's vectorised op
-    "loop": _plus_bias(corr2d_reference),  # the notebook's Python loop
+    "corr2d": _on_planes(corr2d),  # the project's vectorised op
+    "loop": _on_planes(corr2d_reference),  # the notebook's Python loop
 }
 INITS = ("randn", "zeros", "uniform")
 
 
 class Conv2D(nn.Module):
-    """Y = corr2d(X, weight) + bias on a single (h, w) image, as in the book."""
+    """Y = corr2d(X, K) + b on a single image, as in the book.
+
+    The kernel is stored as PyTorch stores convolution weights, (out=1, in=1, kh, kw), and images
+    travel as (1, 1, h, w), so the default backend calls F.conv2d with no reshaping: each reshape
+    would add an autograd node, about 15 µs a step on the book's tiny problem. `kernel` is the
+    book's (kh, kw) view of the weight; `forward` also takes and returns plain (h, w) images.
+    """
 
     def __init__(
         self,
@@ -55,10 +64,17 @@ class Conv2D(nn.Module):
         self.correlate = BACKENDS[backend]
         # Weight first, then bias, from the global RNG: the notebook's order, so a seed reproduces it.
         bound = 1 / math.sqrt(size[0] * size[1])  # `uniform` uses nn.Conv2d's default range
-        self.weight = nn.Parameter(_initial(init, size, bound))
+        self.weight = nn.Parameter(_initial(init, size, bound).view(1, 1, *size))
         self.bias = nn.Parameter(_initial(init, (1,), bound)) if bias else None
 
+    @property
+    def kernel(self) -> torch.Tensor:
+        """The learnable kernel K, (kh, kw)."""
+        return self.weight[0, 0]
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if X.dim() == 2:  # a plain (h, w) image, as in the book
+            return self.forward(X[None, None])[0, 0]
         return self.correlate(X, self.weight, self.bias, self.padding, self.stride)
 
 

@@ -70,7 +70,10 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     task = _build_task(cfg, geometry)
     model = _build_model(cfg, geometry).to(device)
     optimizer = instantiate(cfg.optim)(model.parameters())
-    step = make_step(model, optimizer, task.image.to(device), task.target.to(device))
+    # (1, 1, h, w): the layout F.conv2d takes, so the step reshapes nothing
+    step = make_step(
+        model, optimizer, task.image.to(device)[None, None], task.target.to(device)[None, None]
+    )
     if cfg.trainer.cuda_graph:
         step = _graphed(step, device, optimizer)
 
@@ -140,7 +143,7 @@ def _result(
     if outcome.kernel is not None:  # the buffered values: for a diverged run, the last finite ones
         weight, bias = outcome.kernel.tolist(), outcome.bias
     else:
-        weight = model.weight.detach().cpu().tolist()
+        weight = model.kernel.detach().cpu().tolist()
         bias = model.bias.item() if model.bias is not None else None
     diverged = outcome.status == "diverged"
     return TrainResult(
@@ -194,8 +197,8 @@ def _check_compatible(cfg: DictConfig, checkpoint: dict[str, Any], model: Conv2D
         raise ConfigError(
             "trainer.resume",
             cfg.trainer.resume,
-            f"its model has kernel {list(saved['weight'].shape)}, bias {'bias' in saved}; "
-            f"this config has {list(model.weight.shape)}, bias {model.bias is not None}: "
+            f"its model has kernel {list(saved['weight'].shape[2:])}, bias {'bias' in saved}; "
+            f"this config has {list(model.kernel.shape)}, bias {model.bias is not None}: "
             "resume with the run's own model settings",
         )
     if checkpoint["step"] > cfg.trainer.steps:
