@@ -126,7 +126,10 @@ class Progress:
         self.kernel_shape = tuple(model.kernel.shape)
         self.kernel_size = model.kernel.numel()
         self.has_bias = model.bias is not None
-        self.values = [model.weight.view(-1)] + ([model.bias] if self.has_bias else [])
+        # detached views share the parameters' storage, so they follow every in-place update
+        self.values = [model.weight.detach().view(-1)]
+        if self.has_bias:
+            self.values.append(model.bias.detach())
         self.buffer = StepBuffer(
             1 + sum(v.numel() for v in self.values), BUFFER_ROWS, model.weight.device
         )
@@ -137,7 +140,7 @@ class Progress:
 
     def record(self, step: int, loss: torch.Tensor) -> bool:
         """Buffer this step; True once a flush has found the loss diverged."""
-        self.buffer.record(step, [loss.view(1), *self.values])
+        self.buffer.record(step, [loss.detach().reshape(1), *self.values])
         if self.buffer.full or time.perf_counter() >= self.next_flush:
             self.flush()
         return self.diverged_at is not None

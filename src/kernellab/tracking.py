@@ -43,8 +43,8 @@ class StepBuffer:
         self.row_views = self.rows.unbind(0)  # made once: indexing a row per step costs a dispatch
         self.steps: list[int] = []
 
-    @torch.no_grad()
     def record(self, step: int, values: list[torch.Tensor]) -> None:
+        """`values`: detached 1-D tensors (a `cat` with `out=` can't be differentiated)."""
         torch.cat(values, out=self.row_views[len(self.steps)])
         self.steps.append(step)
 
