@@ -34,8 +34,15 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
-	$(PY) -m bench
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+# About 7 minutes on 2 cores; writes bench/RESULTS.md. BENCH_ARGS="--quick" or "--only step,cold".
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs/*/ multirun .pytest_cache

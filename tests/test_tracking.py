@@ -77,3 +77,11 @@ def test_heatmap_colours():
     assert middle == [1, 1, 1]  # zero: white
     assert right == [1, 0, 0]  # most positive: red
     assert rgb.shape == (3, 32, 96)
+
+
+def test_big_images_are_averaged_down_before_colouring():
+    values = torch.zeros(2048, 1024)
+    values[:, :512] = -1.0  # left half blue, right half white
+    rgb = heatmap(values)
+    assert rgb.shape == (3, 512, 256)
+    assert rgb[:, 0, 0].tolist() == [0, 0, 1] and rgb[:, 0, -1].tolist() == [1, 1, 1]

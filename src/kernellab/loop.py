@@ -32,7 +32,7 @@ def make_step(model: Conv2D, optimizer, X: torch.Tensor, Y: torch.Tensor) -> Ste
         loss = F.mse_loss(model(X), Y, reduction="sum")  # the book's sum of squared errors
         loss.backward()
         optimizer.step()
-        return loss
+        return loss.detach()  # the value only: holding the autograd graph would outlive the step
 
     return step
 
@@ -140,7 +140,7 @@ class Progress:
 
     def record(self, step: int, loss: torch.Tensor) -> bool:
         """Buffer this step; True once a flush has found the loss diverged."""
-        self.buffer.record(step, [loss.detach().reshape(1), *self.values])
+        self.buffer.record(step, [loss.reshape(1), *self.values])
         if self.buffer.full or time.perf_counter() >= self.next_flush:
             self.flush()
         return self.diverged_at is not None

@@ -67,13 +67,11 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
     torch.set_num_threads(threads)
 
     torch.manual_seed(cfg.seed)
-    task = _build_task(cfg, geometry)
+    task = _build_task(cfg, geometry, device)
     model = _build_model(cfg, geometry).to(device)
     optimizer = instantiate(cfg.optim)(model.parameters())
     # (1, 1, h, w): the layout F.conv2d takes, so the step reshapes nothing
-    step = make_step(
-        model, optimizer, task.image.to(device)[None, None], task.target.to(device)[None, None]
-    )
+    step = make_step(model, optimizer, task.image[None, None], task.target[None, None])
     if cfg.trainer.cuda_graph:
         step = _graphed(step, device, optimizer)
 
@@ -114,9 +112,7 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
         )
     else:
         with torch.no_grad():
-            tracker.log_image(
-                "data/prediction", model(task.image.to(device)), outcome.steps_completed
-            )
+            tracker.log_image("data/prediction", model(task.image), outcome.steps_completed)
     tracker.close()
 
     result = _result(outcome, model, geometry, device, threads, wall)
@@ -164,9 +160,10 @@ def _result(
     )
 
 
-def _build_task(cfg: DictConfig, geometry: Geometry) -> Task:
+def _build_task(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Task:
     t = cfg.task
-    image = input_image(t.height, t.width, t.stripe, t.image, t.orientation)
+    # drawn on the CPU, so a seed gives the same image on every device
+    image = input_image(t.height, t.width, t.stripe, t.image, t.orientation).to(device)
     kernel = target_kernel(geometry.target_kernel, t.orientation)
     return make_task(image, kernel, geometry.kernel_size, geometry.padding, geometry.stride)
 
