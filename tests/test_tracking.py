@@ -85,3 +85,13 @@ def test_big_images_are_averaged_down_before_colouring():
     rgb = heatmap(values)
     assert rgb.shape == (3, 512, 256)
     assert rgb[:, 0, 0].tolist() == [0, 0, 1] and rgb[:, 0, -1].tolist() == [1, 1, 1]
+
+
+def test_snapshots_survive_huge_finite_kernels(make_cfg, tmp_path):
+    # lr=0.1 with a [1,3] kernel grows the kernel to ~1e17 without ever becoming inf
+    result = train(
+        make_cfg("optim.lr=0.1", "model.kernel_size=[1,3]", "trainer.steps=20"), tmp_path
+    )
+    assert result.status == "completed" and max(abs(w) for w in result.weight[0]) > 1e6
+    histograms = accumulator(tmp_path).Histograms("kernel/weights")
+    assert histograms[-1].step == 20 and histograms[-1].histogram_value.num == 3

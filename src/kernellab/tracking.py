@@ -7,6 +7,7 @@ training loop never waits on the host; each logged step becomes one event carryi
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import struct
@@ -29,6 +30,18 @@ KERNEL_IMAGE_TAG = "kernel/image"
 MAX_KERNEL_SCALARS = 25  # a curve per element up to 5x5; beyond that, histogram and image only
 IMAGE_CELL_PX = 32  # a kernel element drawn as a 32x32 block so a 1x2 kernel is visible
 MAX_IMAGE_PX = 512
+
+
+def _exponential_bins() -> list[float]:
+    """TensorFlow's histogram bucket edges, as SummaryWriter uses: ±1e-12 * 1.1^k up to 1e20.
+
+    Unlike numpy's automatic bins they work for any magnitude, e.g. a kernel blowing up to 1e36.
+    """
+    positive = [1e-12 * 1.1**k for k in range(int(math.log(1e32) / math.log(1.1)) + 1)]
+    return [-v for v in reversed(positive)] + [0.0] + positive
+
+
+HISTOGRAM_BINS = _exponential_bins()
 
 
 def weight_tag(i: int, j: int) -> str:
@@ -128,7 +141,9 @@ class TensorBoardTracker:
         self.events.add(summary, step)
 
     def log_snapshot(self, step: int, kernel: torch.Tensor) -> None:
-        self.events.add(histogram(HISTOGRAM_TAG, kernel.flatten().numpy(), bins="auto"), step)
+        self.events.add(
+            histogram(HISTOGRAM_TAG, kernel.flatten().numpy(), bins=HISTOGRAM_BINS), step
+        )
         self.events.add(image(KERNEL_IMAGE_TAG, heatmap(kernel), dataformats="CHW"), step)
 
     def log_image(self, tag: str, values: torch.Tensor, step: int = 0) -> None:
