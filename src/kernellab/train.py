@@ -77,13 +77,9 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
 
     done, wall_before, losses = 0, 0.0, (None, None)
     if checkpoint is not None:
-        _check_compatible(cfg, checkpoint, model)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["rng"])
+        _restore(cfg, checkpoint, model, optimizer)
         done, wall_before = checkpoint["step"], checkpoint["wall_time_s"]
         losses = checkpoint["initial_loss"], checkpoint["final_loss"]
-        log.info("resuming %s at step %d", cfg.trainer.resume, done + 1)
 
     tracker = TensorBoardTracker(
         run_dir, geometry.kernel_size, purge_step=done + 1 if done else None
@@ -117,20 +113,30 @@ def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
 
     result = _result(outcome, model, geometry, device, threads, wall)
     if outcome.status != "diverged":  # a diverged model is not worth resuming
-        artifacts.save_checkpoint(
-            run_dir,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": result.steps_completed,
-                "rng": torch.get_rng_state(),
-                "initial_loss": result.initial_loss,
-                "final_loss": result.final_loss,
-                "wall_time_s": wall,
-            },
-        )
+        artifacts.save_checkpoint(run_dir, _checkpoint(result, model, optimizer))
     artifacts.write_metrics(run_dir, asdict(result))
     return result
+
+
+def _restore(cfg: DictConfig, checkpoint: dict[str, Any], model: Conv2D, optimizer) -> None:
+    _check_compatible(cfg, checkpoint, model)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["rng"])
+    log.info("resuming %s at step %d", cfg.trainer.resume, checkpoint["step"] + 1)
+
+
+def _checkpoint(result: TrainResult, model: Conv2D, optimizer) -> dict[str, Any]:
+    """What `trainer.resume` needs to continue bit for bit (see artifacts.CHECKPOINT_KEYS)."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": result.steps_completed,
+        "rng": torch.get_rng_state(),
+        "initial_loss": result.initial_loss,
+        "final_loss": result.final_loss,
+        "wall_time_s": result.wall_time_s,
+    }
 
 
 def _result(
