@@ -94,3 +94,16 @@ def test_divergence_warns_once_and_exits_zero(tmp_path):
     assert warnings == [
         f"loss is not finite at step {step}: training stopped; try a smaller optim.lr (now 10)"
     ]
+
+
+def test_refused_resume_keeps_the_run_as_it_was(tmp_path):
+    run_cli("trainer.steps=5", "hydra.run.dir=run", cwd=tmp_path, check=True)
+    run_dir = tmp_path / "run"
+    before = {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    proc = run_cli(f"trainer.resume={run_dir}", "model.kernel_size=[1,3]", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: trainer.resume={run_dir}: its model has kernel [1, 2]")
+    after = {
+        p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file() and p.suffix != ".log"
+    }
+    assert after == {p: b for p, b in before.items() if p.suffix != ".log"}

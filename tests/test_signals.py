@@ -61,6 +61,10 @@ def test_interrupted_then_resumed_equals_uninterrupted_bitwise(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run_dir} at step" in resumed.stdout
     assert not (tmp_path / "outputs").exists(), "a resumed run writes into its own dir"
+    overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "trainer.steps=100000000" in overrides, "the run's own record of its config is kept"
+    (resume_record,) = (run_dir / ".hydra").glob("resume-*/overrides.yaml")
+    assert f"trainer.resume={run_dir}" in resume_record.read_text()
     straight = tmp_path / "straight"
     run_cli(
         f"trainer.steps={total}",

@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> float:
     except UserError as error:
         if in_sweep:
             return _record_failure(run_dir, error)
-        _discard_if_fresh(run_dir)
+        _discard_hydra_files(run_dir)
         exit_with_error(error)
     except Exception as error:
         if not in_sweep:
@@ -56,8 +56,14 @@ def _record_failure(run_dir: Path, error: Exception) -> float:
     return math.inf
 
 
-def _discard_if_fresh(run_dir: Path) -> None:
-    """Remove the dir Hydra made for a refused run, if it holds nothing but Hydra's own files."""
-    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_files:
+def _discard_hydra_files(run_dir: Path) -> None:
+    """Undo what Hydra wrote for a refused run: its record of a refused resume, or the whole dir
+    of a refused new run (when it holds nothing but Hydra's own files)."""
+    hydra = HydraConfig.get()
+    if hydra.output_subdir != ".hydra":  # a resume: the run's own .hydra/ stays
+        shutil.rmtree(run_dir / hydra.output_subdir, ignore_errors=True)
+    elif run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {
+        ".hydra",
+        f"{hydra.job.name}.log",
+    }:
         shutil.rmtree(run_dir)

@@ -113,6 +113,11 @@ def run_dir(resume: str | None, fresh: str) -> str:
     return str(Path(resume).parent) if resume.endswith(".pt") else resume
 
 
+def output_subdir(resume: str | None, stamp: str) -> str:
+    """`hydra.output_subdir`: a resumed run keeps its first `.hydra/` and files each resume's beside it."""
+    return f".hydra/resume-{stamp}" if resume else ".hydra"
+
+
 def job_dir(num: int, overrides: str) -> str:
     """`hydra.sweep.subdir`: `3_model.kernel_size=[1,3],optim.lr=0.001`, safe as one path part."""
     name = f"{num}_{overrides}" if overrides else str(num)
@@ -120,7 +125,11 @@ def job_dir(num: int, overrides: str) -> str:
 
 
 MAX_DIRNAME = 200  # bytes; file systems allow 255
-for _name, _resolver in (("kernellab.run_dir", run_dir), ("kernellab.job_dir", job_dir)):
+for _name, _resolver in (
+    ("kernellab.run_dir", run_dir),
+    ("kernellab.output_subdir", output_subdir),
+    ("kernellab.job_dir", job_dir),
+):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _resolver)
 
