@@ -144,9 +144,9 @@ def _result(
 ) -> TrainResult:
     if outcome.kernel is not None:  # the buffered values: for a diverged run, the last finite ones
         weight, bias = outcome.kernel.tolist(), outcome.bias
-    else:
-        weight = model.kernel.detach().cpu().tolist()
-        bias = model.bias.item() if model.bias is not None else None
+    else:  # nothing recorded (0 steps, or diverged at once): the model as it is, inf/nan as null
+        weight = [[_finite_or_none(v) for v in row] for row in model.kernel.detach().cpu().tolist()]
+        bias = _finite_or_none(model.bias.item()) if model.bias is not None else None
     diverged = outcome.status == "diverged"
     return TrainResult(
         status=outcome.status,
@@ -164,6 +164,10 @@ def _result(
         diverged_at_step=outcome.diverged_at_step,
         signal=outcome.signal_name,
     )
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _build_task(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Task:
