@@ -76,13 +76,15 @@ def load_checkpoint(location: str) -> dict[str, Any]:
 
 
 def ensure_writable(run_dir: Path) -> None:
-    """Fail before training if the run dir can't be created or written; touch nothing else."""
+    """Create `run_dir` and write to it, or fail naming the path; touch nothing else.
+
+    Called before Hydra makes its dirs (Preflight) and again by train() for direct callers.
+    """
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-probe-{uuid.uuid4().hex}"
         probe.touch()
         probe.unlink()
     except OSError as error:
-        raise UserError(
-            f"output dir {run_dir} is not writable: {error.strerror or error}"
-        ) from None
+        reason = error.strerror or str(error)
+        raise UserError(f"output dir {run_dir} cannot be created or written: {reason}") from None

@@ -15,6 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from kernellab.artifacts import ensure_writable
 from kernellab.config import ConfigError, UserError
 from kernellab.runtime import joblib_workers
 
@@ -31,26 +32,14 @@ def exit_with_error(error: UserError) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def check_output_dir(path: Path) -> None:
-    """Create `path` (as Hydra is about to) and write to it, or fail naming the path."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".kernellab-write-probe"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise UserError(f"output dir {path} cannot be created or written: {reason}") from None
-
-
 class Preflight(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._guard(lambda: check_output_dir(Path(config.hydra.run.dir)))
+        self._guard(lambda: ensure_writable(Path(config.hydra.run.dir)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         def checks() -> None:
             _check_sweep(config)
-            check_output_dir(Path(config.hydra.sweep.dir))
+            ensure_writable(Path(config.hydra.sweep.dir))
 
         self._guard(checks)
 
@@ -75,19 +64,24 @@ def _check_sweep(config: DictConfig) -> None:
         if is_group or override.is_add() or override.is_delete() or override.is_force_add():
             continue
         key, value = override.input_line.split("=", 1)
-        if OmegaConf.select(config, override.key_or_group, default=_MISSING) is _MISSING:
+        if not _in_config(config, override.key_or_group):
             raise ConfigError(key, value, "is not a config key (see `python train.py --cfg job`)")
         if override.is_sweep_override() and not list(override.sweep_iterator()):
             raise ConfigError(key, value, "the sweep has no values")
     sweeper = config.hydra.sweeper
     for key, space in (sweeper.get("params") or {}).items():
-        if OmegaConf.select(config, key, default=_MISSING) is _MISSING:
+        if not _in_config(config, key):
             raise ConfigError(
                 f"hydra.sweeper.params.{key}", space, "searches a key that is not in the config"
             )
     for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
         if sweeper.get(key) is not None and sweeper[key] < 1:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
+
+
+def _in_config(config: DictConfig, key: str) -> bool:
+    """Whether `key` names a node of the config (a null value counts; a missing key doesn't)."""
+    return OmegaConf.select(config, key, default=_MISSING) is not _MISSING
 
 
 class SweepReport(Callback):

@@ -51,9 +51,7 @@ class TrainResult:
     @property
     def objective(self) -> float:
         """What a sweeper minimises: the final loss, or inf when the run has none (diverged)."""
-        if self.status == "diverged" or self.final_loss is None:
-            return math.inf
-        return self.final_loss
+        return math.inf if self.final_loss is None else self.final_loss
 
 
 def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
