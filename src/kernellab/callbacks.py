@@ -16,12 +16,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab.artifacts import ensure_writable
-from kernellab.config import ConfigError, UserError
+from kernellab.config import EXIT_USAGE, ConfigError, UserError
 from kernellab.runtime import joblib_workers
 
 log = logging.getLogger("kernellab")
 
-EXIT_USAGE = 2
 EXIT_JOBS_FAILED = 1
 _MISSING = object()
 

@@ -134,6 +134,9 @@ for _name, _resolver in (
         OmegaConf.register_new_resolver(_name, _resolver)
 
 
+EXIT_USAGE = 2  # the exit status of every user mistake
+
+
 class UserError(Exception):
     """A mistake the user can fix: reported as one line, exit status 2, no traceback."""
 

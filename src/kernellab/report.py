@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from kernellab.artifacts import atomic_write, read_metrics
+from kernellab.config import EXIT_USAGE
 from kernellab.tracking import LOSS_TAG, read_scalars
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ COLUMNS = ["job", "overrides", "status", "final_loss", "weight", "bias", "wall_t
 MD_COLUMNS = COLUMNS[:-1]  # for people: the dir's name only repeats the job and its overrides
 FAILED = {"failed", "missing"}  # statuses counted as failures
 MAX_LEGEND = 20  # beyond this many curves a legend is unreadable; the table says which is which
-EXIT_USAGE = 2
 
 
 class ReportError(Exception):
