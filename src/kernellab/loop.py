@@ -118,11 +118,9 @@ class Progress:
     ) -> None:
         """`resumed`: (steps already done, their first and last loss) when continuing a run."""
         self.tracker, self.last_step = tracker, last_step
-        self.log_every, self.snapshot_every, self.print_every = (
-            log_every,
-            snapshot_every,
-            print_every,
-        )
+        self.log_every = log_every
+        self.snapshot_every = snapshot_every
+        self.print_every = print_every
         self.kernel_shape = tuple(model.kernel.shape)
         self.kernel_size = model.kernel.numel()
         self.has_bias = model.bias is not None
@@ -156,7 +154,10 @@ class Progress:
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
 
     def outcome(self, status: str, signal_name: str | None = None) -> Outcome:
-        kernel, bias = self._split(self.last_row) if self.last_row is not None else (None, None)
+        kernel, bias = None, None
+        if self.last_row is not None:
+            flat, bias = self._split(self.last_row)
+            kernel = torch.tensor(flat).view(self.kernel_shape)
         return Outcome(
             status=status,
             steps_completed=self.last_step_done,
@@ -169,8 +170,7 @@ class Progress:
         )
 
     def _write(self, step: int, row: list[float]) -> None:
-        loss, kernel, bias = row[0], row[1 : 1 + self.kernel_size], row[1 + self.kernel_size :]
-        bias = bias[0] if bias else None
+        loss, (kernel, bias) = row[0], self._split(row)
         if self.first_loss is None:
             self.first_loss = loss
         self.last_loss, self.last_row, self.last_step_done = loss, row, step
@@ -182,6 +182,6 @@ class Progress:
         if step % self.print_every == 0:
             log.info("step %d, loss %.4g", step, loss)
 
-    def _split(self, row: list[float]) -> tuple[torch.Tensor, float | None]:
-        kernel = torch.tensor(row[1 : 1 + self.kernel_size]).view(self.kernel_shape)
-        return kernel, row[1 + self.kernel_size] if self.has_bias else None
+    def _split(self, row: list[float]) -> tuple[list[float], float | None]:
+        """A buffered row's kernel (flat) and bias; row[0] is the loss."""
+        return row[1 : 1 + self.kernel_size], row[1 + self.kernel_size] if self.has_bias else None
