@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from bench import ROOT
 from bench.timing import BenchError, seconds_per_step, sync_for
 
-CONF_DIR = ROOT / "conf"
 TRAIN_PY = ROOT / "train.py"
 SEED_LR = 0.01  # the default experiment's learning rate
 EDGE_KERNEL = [[-1.0, 1.0]]  # the default target kernel
@@ -23,21 +22,12 @@ EDGE_KERNEL_3X3 = [[0.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]  # embedd
 # --- the framework --------------------------------------------------------------------------
 
 
-def compose_config(*overrides: str) -> Any:
-    """The config `python train.py OVERRIDES` would run (as tests/conftest.py composes it)."""
-    from hydra import compose, initialize_config_dir
-
-    import kernellab.config  # noqa: F401  (registers the schema)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
 def run_framework(*overrides: str) -> Any:
     """`train(cfg)` in a throw-away run dir; the TrainResult of a run that completed."""
+    from kernellab.config import compose
     from kernellab.train import train
 
-    cfg = compose_config(*overrides)
+    cfg = compose(*overrides)
     with tempfile.TemporaryDirectory(prefix="kernellab-bench-") as run_dir:
         result = train(cfg, Path(run_dir))
     if result.status != "completed":

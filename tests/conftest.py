@@ -1,33 +1,26 @@
-"""Shared fixtures: configs composed by Hydra exactly as `train.py` composes them, and CLI runs."""
+"""Shared fixtures: configs composed exactly as `train.py` composes them; CUDA tests auto-skipped."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+import torch
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-import kernellab.config  # noqa: F401  (registers the schema)
-
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN_PY = ROOT / "train.py"
-CONF_DIR = ROOT / "conf"
+from kernellab.config import compose
 
 
-def compose_config(*overrides: str) -> DictConfig:
-    """The config `python train.py OVERRIDES` would run, typed and in struct mode."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("cuda") and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
 
 
 @pytest.fixture
 def make_cfg() -> Iterator[Callable[..., DictConfig]]:
-    yield compose_config
+    yield compose
     GlobalHydra.instance().clear()
 
 
@@ -37,21 +30,5 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kernellab.train import train
 
     run_dir = tmp_path_factory.mktemp("default_run")
-    train(compose_config(), run_dir)
+    train(compose(), run_dir)
     return run_dir
-
-
-def run_cli(
-    *args: str, cwd: Path, timeout: float = 120, check: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """`python train.py ARGS` in `cwd`, as a user would run it."""
-    proc = subprocess.run(
-        [sys.executable, str(TRAIN_PY), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernellab.config import ConfigError, reference_table, validate
+from kernellab.config import reference_table
+from kernellab.errors import ConfigError
+from kernellab.geometry import validate
 
 # (override, key named in the message)
 BAD_VALUES = [

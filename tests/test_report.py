@@ -27,7 +27,7 @@ from kernellab.report import (
     swept_values,
     write_report,
 )
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 SUMMARIES = ["summary.csv", "summary.md", "summary.png"]
 COLUMNS = ["job", "overrides", "status", "final_loss", "weight", "bias", "wall_time_s", "dir"]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kernellab.config import ConfigError
+from kernellab.errors import ConfigError
 from kernellab.runtime import (
     SMALL_PROBLEM_MACS,
     available_cores,
@@ -25,7 +25,7 @@ def test_unknown_device_names_are_refused(name):
         resolve_device(name)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_index_out_of_range():
     with pytest.raises(ConfigError, match="CUDA device"):
         resolve_device(f"cuda:{torch.cuda.device_count()}")

@@ -9,7 +9,7 @@ import pytest
 
 from kernellab.artifacts import read_metrics
 from kernellab.tracking import read_scalars
-from tests.conftest import TRAIN_PY, run_cli
+from tests.helpers import TRAIN_PY, run_cli
 
 LONG_RUN = ["trainer.steps=100000000", "trainer.print_every=200", "optim.lr=0.001"]
 
@@ -34,6 +34,7 @@ def interrupt_after_progress(run_dir, sig: signal.Signals) -> subprocess.Complet
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_everything_and_exits_with_shell_code(tmp_path, sig, code):
     proc = interrupt_after_progress(tmp_path / "run", sig)

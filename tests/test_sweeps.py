@@ -11,7 +11,7 @@ import yaml
 from kernellab.artifacts import read_metrics
 from kernellab.runtime import available_cores
 from kernellab.tracking import read_scalars
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 # Bounded: the sweep takes ~5-15 s and each server ~2 s here; a hang fails instead of stalling CI.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (import cost outside timings)
 
-from kernellab.artifacts import CHECKPOINT_FILE, METRICS_FILE
-from kernellab.config import ConfigError
+from kernellab.artifacts import METRICS_FILE
+from kernellab.checkpoint import CHECKPOINT_FILE
+from kernellab.errors import ConfigError
 from kernellab.ops import corr2d_reference
 from kernellab.tracking import read_scalars
 from kernellab.train import train
@@ -179,10 +180,6 @@ def test_experiment_sobel_x_learns_sobel(make_cfg, tmp_path):
     assert torch.allclose(torch.tensor(result.weight), sobel, atol=1e-3)
 
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-@cuda
 @pytest.mark.cuda
 def test_cuda_matches_cpu(make_cfg, tmp_path):
     cpu = train(make_cfg("trainer.steps=100"), tmp_path / "cpu")
@@ -194,7 +191,6 @@ def test_cuda_matches_cpu(make_cfg, tmp_path):
     assert gpu.final_loss == pytest.approx(cpu.final_loss, rel=1e-3, abs=1e-7)
 
 
-@cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("backend", ["torch", "corr2d"])
 def test_cuda_graph_matches_eager(make_cfg, tmp_path, backend):
@@ -208,7 +204,6 @@ def test_cuda_graph_matches_eager(make_cfg, tmp_path, backend):
     assert [s for s, _ in read_scalars(tmp_path / "graph")["train/loss"]] == list(range(1, 301))
 
 
-@cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("graph", ["false", "true"])
 def test_cuda_loop_does_not_sync_every_step(make_cfg, tmp_path, graph):
@@ -228,8 +223,6 @@ def test_cuda_loop_does_not_sync_every_step(make_cfg, tmp_path, graph):
     assert len(syncs) < steps / 20, len(syncs)
 
 
-@cuda
-@pytest.mark.cuda
 def test_cuda_graph_refuses_torch_optim(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="optim=sgd only"):
         train(make_cfg("trainer.device=cuda", "trainer.cuda_graph=true", "optim=adam"), tmp_path)

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,25 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab.artifacts import ensure_writable
-from kernellab.config import EXIT_USAGE, ConfigError, UserError
+from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
 from kernellab.runtime import joblib_workers
 
 log = logging.getLogger("kernellab")
 
-EXIT_JOBS_FAILED = 1
 _MISSING = object()
 
 
-def exit_with_error(error: UserError) -> None:
-    """One line on stderr and exit status 2: what every user mistake gets."""
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
-
-
 class Preflight(Callback):
+    """Refuses a bad run or sweep before Hydra creates its dir: nothing is written."""
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._guard(lambda: ensure_writable(Path(config.hydra.run.dir)))
+        from kernellab.train import check  # imports torch: not before it is needed
+
+        def checks() -> None:
+            check(config)
+            ensure_writable(Path(config.hydra.run.dir))
+
+        self._guard(checks)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         def checks() -> None:
@@ -94,8 +94,6 @@ class SweepReport(Callback):
         log.info(best_line(report))
         log.info("summary: %s", sweep_dir / "summary.md")
         if report.failed:
-            print(
-                f"error: {report.failed} job(s) failed: see {sweep_dir / 'summary.md'}",
-                file=sys.stderr,
+            exit_with_error(
+                f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}", EXIT_JOBS_FAILED
             )
-            sys.exit(EXIT_JOBS_FAILED)

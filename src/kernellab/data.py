@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,21 +26,36 @@ class Task:
     target: torch.Tensor  # Y = corr2d(X, kernel) with the model's padding and stride
 
 
-def target_kernel(spec: str | Sequence[Sequence[float]], orientation: str) -> torch.Tensor:
-    """A kernel by name (NAMED_KERNELS) or as a matrix; `horizontal` transposes it."""
-    K = torch.tensor(NAMED_KERNELS[spec] if isinstance(spec, str) else spec, dtype=torch.float32)
+def target_kernel(matrix: Sequence[Sequence[float]], orientation: str) -> torch.Tensor:
+    """The target kernel as a tensor; `horizontal` transposes it."""
+    K = torch.tensor(matrix, dtype=torch.float32)
     return K.t().contiguous() if orientation == "horizontal" else K
+
+
+def _stripes(height: int, width: int, stripe: Sequence[int]) -> torch.Tensor:
+    """The book's picture: ones, with columns [a, b) set to 0 (`X[:, 2:6] = 0`)."""
+    X = torch.ones(height, width)
+    X[:, stripe[0] : stripe[1]] = 0
+    return X
+
+
+def _random(height: int, width: int, stripe: Sequence[int]) -> torch.Tensor:
+    """Uniform noise in [0, 1) from the global RNG (seeded by `seed`)."""
+    return torch.rand(height, width)
+
+
+# `task.image`: name -> (height, width, stripe) -> X. Adding a picture is one entry here.
+IMAGES: dict[str, Callable[[int, int, Sequence[int]], torch.Tensor]] = {
+    "stripes": _stripes,
+    "random": _random,
+}
 
 
 def input_image(
     height: int, width: int, stripe: Sequence[int], image: str, orientation: str
 ) -> torch.Tensor:
-    """The book's stripes (`X[:, 2:6] = 0`) or uniform noise from the global RNG; `horizontal` is X.t()."""
-    if image == "stripes":
-        X = torch.ones(height, width)
-        X[:, stripe[0] : stripe[1]] = 0
-    else:
-        X = torch.rand(height, width)
+    """`task.image` drawn at (height, width); `horizontal` is its transpose."""
+    X = IMAGES[image](height, width, stripe)
     return X.t().contiguous() if orientation == "horizontal" else X
 
 

@@ -1,38 +1,89 @@
-"""The training step and the loop around it: recording, divergence, interruption, CUDA graphs."""
+"""The training step and the loop around it, for one run or a group of runs trained as one program.
+
+A group's kernels and biases live in one flat tensor (each job's Parameters are views of it), so
+recording a step is one copy of [losses, parameters] into a device-side buffer; the host reads the
+buffer back in batches, so the loop never waits on it (see Progress).
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from kernellab.model import Conv2D
 from kernellab.signals import StopRequest
-from kernellab.tracking import StepBuffer, TensorBoardTracker
-
-log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0  # console and event files lag training by at most this much
 BUFFER_ROWS = 1024
 CUDA_GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture, as PyTorch advises
 
-Step = Callable[[], torch.Tensor]
+Step = Callable[[], torch.Tensor]  # one step of every job; returns each job's loss, (N,)
 
 
-def make_step(model: Conv2D, optimizer, X: torch.Tensor, Y: torch.Tensor) -> Step:
-    """One full-batch gradient step; returns the loss computed before the update."""
+class Tracker(Protocol):
+    """What the loop writes a run's progress to (tracking.TensorBoardTracker)."""
+
+    def log_step(self, step: int, loss: float, kernel: Sequence[float], bias: float | None): ...
+    def log_snapshot(self, step: int, kernel: torch.Tensor) -> None: ...
+    def flush(self) -> None: ...
+
+
+def share_storage(models: Sequence[Conv2D]) -> torch.Tensor:
+    """Move every model's parameters into one flat tensor, job after job: [w..., b] per job.
+
+    The Parameters become views of it, so optimizers update it in place and one detached view of
+    it follows every job's kernel and bias.
+    """
+    params = [p for model in models for p in model.parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    offset = 0
+    for p in params:
+        p.data = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
+
+
+def make_step(
+    models: Sequence[Conv2D],
+    optimizers: Sequence,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    active: list[bool],
+) -> Step:
+    """One full-batch gradient step of every job; `active[j]` False leaves job j's parameters alone.
+
+    X is (1, 1, h, w) when every job sees the same image, else (1, N, h, w); Y is (1, N, oh, ow).
+    One job runs its model's own backend; several run one F.conv2d with N output channels
+    (grouped when the images differ). Each job's loss is the book's sum of squared errors.
+    """
+    if len(models) == 1:
+        forward = models[0].forward
+    else:
+        first = models[0]
+        weights = [m.weight for m in models]
+        biases = [m.bias for m in models] if first.bias is not None else None
+        groups = X.shape[1]
+
+        def forward(X: torch.Tensor) -> torch.Tensor:
+            bias = torch.cat(biases) if biases is not None else None
+            return F.conv2d(X, torch.cat(weights), bias, first.stride, first.padding, 1, groups)
 
     def step() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = F.mse_loss(model(X), Y, reduction="sum")  # the book's sum of squared errors
-        loss.backward()
-        optimizer.step()
-        return loss.detach()  # the value only: holding the autograd graph would outlive the step
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        losses = F.mse_loss(forward(X), Y, reduction="none").sum((0, 2, 3))
+        losses.sum().backward()  # job j's loss is the only term that depends on its parameters
+        for optimizer, on in zip(optimizers, active, strict=True):
+            if on:
+                optimizer.step()
+        return losses.detach()  # values only: holding the autograd graph would outlive the step
 
     return step
 
@@ -70,6 +121,8 @@ class CudaGraphStep:
 
 @dataclass
 class Outcome:
+    """How one job's training ended."""
+
     status: str  # completed | diverged | interrupted
     steps_completed: int
     first_loss: float | None
@@ -80,108 +133,161 @@ class Outcome:
     signal_name: str | None = None
 
 
+@dataclass
+class Schedule:
+    """Job j trains steps done[j]+1 .. last[j]."""
+
+    done: list[int]
+    last: list[int]
+
+    def active(self, step: int, diverged: Sequence[int | None]) -> list[bool]:
+        return [
+            d < step <= last and gone is None
+            for d, last, gone in zip(self.done, self.last, diverged, strict=True)
+        ]
+
+
 def fit(
-    step: Step,
-    first: int,
-    last: int,
-    progress: Progress,
-    stop: StopRequest,
-) -> Outcome:
-    """Run steps first..last; stop early on a non-finite loss or a stop request."""
-    for number in range(first, last + 1):
-        loss = step()
-        if progress.record(number, loss) or stop.requested:
+    step: Step, active: list[bool], schedule: Schedule, progress: Progress, stop: StopRequest
+) -> list[Outcome]:
+    """Run the steps every job still has; a job stops early on a non-finite loss; all stop on a
+    stop request (after the current step)."""
+    for number in range(min(schedule.done) + 1, max(schedule.last, default=0) + 1):
+        active[:] = schedule.active(number, progress.diverged_at)
+        if not any(active):
+            break
+        progress.record(number, step())
+        if stop.requested:
             break
     progress.flush()
-    if progress.diverged_at is not None:
-        return progress.outcome("diverged")
-    return progress.outcome("interrupted" if stop.requested else "completed", stop.signal_name)
+    return progress.outcomes(stop.signal_name if stop.requested else None)
+
+
+class StepBuffer:
+    """Rows of [each job's loss, then every job's parameters] per step, kept on the device."""
+
+    def __init__(self, width: int, capacity: int, device: torch.device) -> None:
+        self.rows = torch.empty(capacity, width, device=device)
+        self.row_views = self.rows.unbind(0)  # made once: indexing a row per step costs a dispatch
+        self.steps: list[int] = []
+
+    def record(self, step: int, values: list[torch.Tensor]) -> None:
+        """`values`: detached 1-D tensors (a `cat` with `out=` can't be differentiated)."""
+        torch.cat(values, out=self.row_views[len(self.steps)])
+        self.steps.append(step)
+
+    @property
+    def full(self) -> bool:
+        return len(self.steps) == len(self.rows)
+
+    def drain(self) -> tuple[list[int], list[list[float]]]:
+        """The recorded steps and their rows as Python floats (the only host sync)."""
+        steps, rows = self.steps, self.rows[: len(self.steps)].tolist()
+        self.steps = []
+        return steps, rows
+
+
+@dataclass
+class JobLog:
+    """Where one job's progress goes, and how often."""
+
+    tracker: Tracker
+    log: logging.Logger
+    last_step: int
+    log_every: int
+    snapshot_every: int
+    print_every: int
+    resumed: tuple[int, float | None, float | None] = (0, None, None)  # (steps, first, last loss)
 
 
 class Progress:
-    """Each step's loss and kernel, buffered on the device and written out in batches.
+    """Each step's losses and parameters, buffered on the device and written out in batches.
 
-    Writing to TensorBoard and the console, and checking the loss is finite, happen at a flush:
-    when the buffer is full or a second has passed, so the loop never waits on the host.
+    Writing to TensorBoard and the logs, and checking each loss is finite, happen at a flush: when
+    the buffer is full or a second has passed, so the loop never waits on the host.
     """
 
     def __init__(
         self,
-        tracker: TensorBoardTracker,
-        model: Conv2D,
-        *,
-        last_step: int,
-        log_every: int,
-        snapshot_every: int,
-        print_every: int,
-        resumed: tuple[int, float | None, float | None] = (0, None, None),
+        jobs: Sequence[JobLog],
+        parameters: torch.Tensor,
+        kernel_shape: tuple[int, int],
+        has_bias: bool,
+        schedule: Schedule,
     ) -> None:
-        """`resumed`: (steps already done, their first and last loss) when continuing a run."""
-        self.tracker, self.last_step = tracker, last_step
-        self.log_every = log_every
-        self.snapshot_every = snapshot_every
-        self.print_every = print_every
-        self.kernel_shape = tuple(model.kernel.shape)
-        self.kernel_size = model.kernel.numel()
-        self.has_bias = model.bias is not None
-        # detached views share the parameters' storage, so they follow every in-place update
-        self.values = [model.weight.detach().view(-1)]
-        if self.has_bias:
-            self.values.append(model.bias.detach())
-        self.buffer = StepBuffer(
-            1 + sum(v.numel() for v in self.values), BUFFER_ROWS, model.weight.device
-        )
+        self.jobs, self.parameters, self.schedule = jobs, parameters.detach(), schedule
+        self.kernel_shape, self.has_bias = kernel_shape, has_bias
+        self.kernel_size = kernel_shape[0] * kernel_shape[1]
+        self.width = self.kernel_size + has_bias  # parameters per job
+        n = len(jobs)
+        self.buffer = StepBuffer(n + n * self.width, BUFFER_ROWS, parameters.device)
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
-        self.last_step_done, self.first_loss, self.last_loss = resumed
-        self.last_row: list[float] | None = None
-        self.diverged_at: int | None = None
+        self.steps_done = [job.resumed[0] for job in jobs]
+        self.first_loss = [job.resumed[1] for job in jobs]
+        self.last_loss = [job.resumed[2] for job in jobs]
+        self.last_params: list[list[float] | None] = [None] * n
+        self.diverged_at: list[int | None] = [None] * n
 
-    def record(self, step: int, loss: torch.Tensor) -> bool:
-        """Buffer this step; True once a flush has found the loss diverged."""
-        self.buffer.record(step, [loss.reshape(1), *self.values])
+    def record(self, step: int, losses: torch.Tensor) -> None:
+        self.buffer.record(step, [losses, self.parameters])
         if self.buffer.full or time.perf_counter() >= self.next_flush:
             self.flush()
-        return self.diverged_at is not None
 
     def flush(self) -> None:
         steps, rows = self.buffer.drain()
+        n = len(self.jobs)
         for step, row in zip(steps, rows, strict=True):
-            if not math.isfinite(row[0]):
-                self.diverged_at = step
-                break
-            self._write(step, row)
-        self.tracker.flush()
+            active = self.schedule.active(step, self.diverged_at)
+            for j, on in enumerate(active):
+                if not on:
+                    continue
+                if not math.isfinite(row[j]):
+                    self.diverged_at[j] = step
+                    continue
+                start = n + j * self.width
+                self._write(j, step, row[j], row[start : start + self.width])
+        for job in self.jobs:
+            job.tracker.flush()
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
 
-    def outcome(self, status: str, signal_name: str | None = None) -> Outcome:
+    def outcomes(self, signal_name: str | None) -> list[Outcome]:
+        return [self._outcome(j, signal_name) for j in range(len(self.jobs))]
+
+    def _outcome(self, j: int, signal_name: str | None) -> Outcome:
         kernel, bias = None, None
-        if self.last_row is not None:
-            flat, bias = self._split(self.last_row)
+        if self.last_params[j] is not None:
+            flat, bias = self._split(self.last_params[j])
             kernel = torch.tensor(flat).view(self.kernel_shape)
+        if self.diverged_at[j] is not None:
+            status, signal_name = "diverged", None
+        elif self.steps_done[j] < self.schedule.last[j] and signal_name:
+            status = "interrupted"
+        else:
+            status, signal_name = "completed", None
         return Outcome(
             status=status,
-            steps_completed=self.last_step_done,
-            first_loss=self.first_loss,
-            last_loss=self.last_loss,
+            steps_completed=self.steps_done[j],
+            first_loss=self.first_loss[j],
+            last_loss=self.last_loss[j],
             kernel=kernel,
             bias=bias,
-            diverged_at_step=self.diverged_at,
+            diverged_at_step=self.diverged_at[j],
             signal_name=signal_name,
         )
 
-    def _write(self, step: int, row: list[float]) -> None:
-        loss, (kernel, bias) = row[0], self._split(row)
-        if self.first_loss is None:
-            self.first_loss = loss
-        self.last_loss, self.last_row, self.last_step_done = loss, row, step
-        last = step == self.last_step
-        if step % self.log_every == 0 or last:
-            self.tracker.log_step(step, loss, kernel, bias)
-        if step % self.snapshot_every == 0 or last:
-            self.tracker.log_snapshot(step, torch.tensor(kernel).view(self.kernel_shape))
-        if step % self.print_every == 0:
-            log.info("step %d, loss %.4g", step, loss)
+    def _write(self, j: int, step: int, loss: float, params: list[float]) -> None:
+        job, (kernel, bias) = self.jobs[j], self._split(params)
+        if self.first_loss[j] is None:
+            self.first_loss[j] = loss
+        self.last_loss[j], self.last_params[j], self.steps_done[j] = loss, params, step
+        last = step == job.last_step
+        if step % job.log_every == 0 or last:
+            job.tracker.log_step(step, loss, kernel, bias)
+        if step % job.snapshot_every == 0 or last:
+            job.tracker.log_snapshot(step, torch.tensor(kernel).view(self.kernel_shape))
+        if step % job.print_every == 0:
+            job.log.info("step %d, loss %.4g", step, loss)
 
-    def _split(self, row: list[float]) -> tuple[list[float], float | None]:
-        """A buffered row's kernel (flat) and bias; row[0] is the loss."""
-        return row[1 : 1 + self.kernel_size], row[1 + self.kernel_size] if self.has_bias else None
+    def _split(self, params: list[float]) -> tuple[list[float], float | None]:
+        """A job's kernel (flat) and bias from its slice of a row."""
+        return params[: self.kernel_size], params[self.kernel_size] if self.has_bias else None

@@ -37,7 +37,19 @@ BACKENDS: dict[str, Correlate] = {
     "corr2d": _on_planes(corr2d),  # the project's vectorised op
     "loop": _on_planes(corr2d_reference),  # the notebook's Python loop
 }
-INITS = ("randn", "zeros", "uniform")
+
+
+def _uniform(shape: tuple[int, ...], bound: float) -> torch.Tensor:
+    return torch.empty(shape).uniform_(-bound, bound)
+
+
+# `model.init`: name -> (shape, nn.Conv2d's bound 1/sqrt(kh*kw)) -> initial values, from the
+# global RNG. Adding an init is one entry here.
+INITS: dict[str, Callable[[tuple[int, ...], float], torch.Tensor]] = {
+    "randn": lambda shape, bound: torch.randn(shape),  # the seed notebook's
+    "zeros": lambda shape, bound: torch.zeros(shape),
+    "uniform": _uniform,  # nn.Conv2d's default range
+}
 
 
 class Conv2D(nn.Module):
@@ -64,8 +76,8 @@ class Conv2D(nn.Module):
         self.correlate = BACKENDS[backend]
         # Weight first, then bias, from the global RNG: the notebook's order, so a seed reproduces it.
         bound = 1 / math.sqrt(size[0] * size[1])  # `uniform` uses nn.Conv2d's default range
-        self.weight = nn.Parameter(_initial(init, size, bound).view(1, 1, *size))
-        self.bias = nn.Parameter(_initial(init, (1,), bound)) if bias else None
+        self.weight = nn.Parameter(INITS[init](size, bound).view(1, 1, *size))
+        self.bias = nn.Parameter(INITS[init]((1,), bound)) if bias else None
 
     @property
     def kernel(self) -> torch.Tensor:
@@ -76,11 +88,3 @@ class Conv2D(nn.Module):
         if X.dim() == 2:  # a plain (h, w) image, as in the book
             return self.forward(X[None, None])[0, 0]
         return self.correlate(X, self.weight, self.bias, self.padding, self.stride)
-
-
-def _initial(init: str, shape: tuple[int, ...], bound: float) -> torch.Tensor:
-    if init == "randn":
-        return torch.randn(shape)
-    if init == "zeros":
-        return torch.zeros(shape)
-    return torch.empty(shape).uniform_(-bound, bound)

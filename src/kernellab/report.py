@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from kernellab.artifacts import atomic_write, read_metrics
-from kernellab.config import EXIT_USAGE
+from kernellab.errors import EXIT_USAGE
 from kernellab.tracking import LOSS_TAG, read_scalars
 
 log = logging.getLogger(__name__)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from kernellab.config import ConfigError
+from kernellab.errors import ConfigError
 
 # Below this many multiply-adds per step (outputs x kernel elements), one thread is fastest:
 # the seed task's step measured ~0.22 ms on 1 thread, ~0.29 ms on 2, ~1.9 ms on 2 under contention.
@@ -57,15 +59,10 @@ def _mps_available() -> bool:
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
 
-def cores_for_this_job() -> int:
-    """This job's fair share of cores: joblib's n_jobs split the machine; submitit jobs get
-    `cpus_per_task`; otherwise whatever the process may run on (SLURM sets affinity)."""
-    from hydra.core.hydra_config import HydraConfig
-
+def cores_for_this_job(launcher: Mapping[str, Any]) -> int:
+    """This job's fair share of cores, from its Hydra launcher's settings: joblib's n_jobs split
+    the machine; submitit jobs get `cpus_per_task`; otherwise whatever the process may run on."""
     cores = available_cores()
-    if not HydraConfig.initialized():
-        return cores
-    launcher = HydraConfig.get().launcher
     n_jobs, cpus_per_task = launcher.get("n_jobs"), launcher.get("cpus_per_task")
     if n_jobs is not None:
         return max(1, cores // max(1, joblib_workers(n_jobs)))

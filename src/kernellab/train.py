@@ -1,7 +1,10 @@
-"""A training run: build the task and model from a config, fit, and leave the results on disk.
+"""Training runs: build each job's task and model from its config, fit, leave the results on disk.
 
-`train(cfg, run_dir)` is pure of Hydra's runtime, so tests and notebooks call it directly;
-`train.py` at the top level is the thin Hydra entry around it.
+`train(cfg, run_dir)` trains one run; `train_group(jobs)` trains several runs whose tensor programs
+have the same shape (see batching.group_key) as one program. A single run is a group of one, so
+divergence, signals, logging, checkpoints and resume have one implementation. Both are pure of
+Hydra's runtime: tests and notebooks call them directly; `train.py` at the top level is the thin
+Hydra entry around them.
 """
 
 from __future__ import annotations
@@ -9,20 +12,29 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from kernellab import artifacts, runtime
-from kernellab.config import ConfigError, Geometry, validate
+from kernellab import checkpoint, runtime
+from kernellab.artifacts import ensure_writable, write_metrics
+from kernellab.checkpoint import Checkpoint
 from kernellab.data import Task, input_image, make_task, target_kernel
-from kernellab.loop import CudaGraphStep, Outcome, Progress, fit, make_step
+from kernellab.errors import ConfigError
+from kernellab.geometry import Geometry, optimizer_arguments, optimizer_class, validate
+from kernellab.loop import (
+    CudaGraphStep,
+    JobLog,
+    Outcome,
+    Progress,
+    Schedule,
+    fit,
+    make_step,
+    share_storage,
+)
 from kernellab.model import Conv2D
-from kernellab.optim import GradientDescent
 from kernellab.signals import StopRequest
 from kernellab.tracking import TensorBoardTracker, hyperparameters
 
@@ -36,7 +48,7 @@ class TrainResult:
     status: str  # completed | diverged | interrupted (the CLI adds failed)
     final_loss: float | None  # loss computed at the last completed step; None if there is none
     initial_loss: float | None
-    weight: list[list[float]]
+    weight: list[list[float | None]]
     bias: float | None
     steps_completed: int
     output_shape: list[int]
@@ -54,87 +66,211 @@ class TrainResult:
         return math.inf if self.final_loss is None else self.final_loss
 
 
-def train(cfg: DictConfig, run_dir: Path) -> TrainResult:
-    geometry = validate(cfg)
-    device = runtime.resolve_device(cfg.trainer.device)
-    checkpoint = artifacts.load_checkpoint(cfg.trainer.resume) if cfg.trainer.resume else None
-    artifacts.ensure_writable(run_dir)
+@dataclass
+class Job:
+    """One run to train: its config, its dir, and the logger its progress lines go to."""
+
+    cfg: DictConfig
+    run_dir: Path
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("kernellab"))
+
+
+@dataclass
+class Member:
+    """A job inside a group being trained: what was built for it."""
+
+    job: Job
+    geometry: Geometry
+    task: Task
+    model: Conv2D
+    optimizer: object
+    rng: torch.Tensor  # torch's RNG state after this job's initialisation
+    resumed: Checkpoint | None
+
+
+def train(cfg: DictConfig, run_dir: Path, cores: int | None = None) -> TrainResult:
+    """Train one run in `run_dir`: metrics.json, checkpoint.pt and TensorBoard events there.
+
+    `cores`: the CPU cores this run may use (`trainer.num_threads=auto`); default all it may run on.
+    A user mistake raises UserError before anything is written.
+    """
+    return train_group([Job(cfg, Path(run_dir))], cores)[0]
+
+
+def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
+    """Train jobs that share one tensor program together: one step trains them all.
+
+    Phases: check every job and what it resumes; build each job's task and model from its own seed
+    (exactly as a single run does); fit; leave each job's results in its dir.
+    """
+    geometries = [validate(job.cfg) for job in jobs]
+    resumed = [
+        _resume_point(job.cfg, geometry) for job, geometry in zip(jobs, geometries, strict=True)
+    ]
+    first = jobs[0].cfg
+    device = runtime.resolve_device(first.trainer.device)
+    for job in jobs:
+        ensure_writable(job.run_dir)
+    macs = len(jobs) * _multiply_adds(geometries[0])
     threads = runtime.choose_num_threads(
-        cfg.trainer.num_threads, _multiply_adds(geometry), runtime.cores_for_this_job()
+        first.trainer.num_threads, macs, cores or runtime.available_cores()
     )
     torch.set_num_threads(threads)
 
-    torch.manual_seed(cfg.seed)
-    task = _build_task(cfg, geometry, device)
-    model = _build_model(cfg, geometry).to(device)
-    optimizer = instantiate(cfg.optim)(model.parameters())
-    # (1, 1, h, w): the layout F.conv2d takes, so the step reshapes nothing
-    step = make_step(model, optimizer, task.image[None, None], task.target[None, None])
-    if cfg.trainer.cuda_graph:
-        step = _graphed(step, device, optimizer)
-
-    done, wall_before, losses = 0, 0.0, (None, None)
-    if checkpoint is not None:
-        _restore(cfg, checkpoint, model, optimizer)
-        done, wall_before = checkpoint["step"], checkpoint["wall_time_s"]
-        losses = checkpoint["initial_loss"], checkpoint["final_loss"]
-
-    tracker = TensorBoardTracker(
-        run_dir, geometry.kernel_size, purge_step=done + 1 if done else None
+    members = [_member(*args, device) for args in zip(jobs, geometries, resumed, strict=True)]
+    models = [m.model for m in members]
+    parameters = share_storage(models)
+    schedule = Schedule(
+        done=[m.resumed.step if m.resumed else 0 for m in members],
+        last=[m.job.cfg.trainer.steps for m in members],
     )
-    if checkpoint is None:
-        _log_run_start(tracker, cfg, task)
+    active = [True] * len(members)
+    step = make_step(models, [m.optimizer for m in members], *_stacked_data(members), active)
+    if first.trainer.cuda_graph:
+        step = _graphed(step, device)
+
+    trackers = [_tracker(m) for m in members]
     progress = Progress(
-        tracker,
-        model,
-        last_step=cfg.trainer.steps,
-        log_every=cfg.logger.log_every,
-        snapshot_every=cfg.logger.snapshot_every or max(1, math.ceil(cfg.trainer.steps / 10)),
-        print_every=cfg.trainer.print_every,
-        resumed=(done, *losses),
+        [_job_log(m, tracker) for m, tracker in zip(members, trackers, strict=True)],
+        parameters,
+        tuple(geometries[0].kernel_size),
+        models[0].bias is not None,
+        schedule,
     )
     start = time.perf_counter()
     with StopRequest() as stop:
-        outcome = fit(step, done + 1, cfg.trainer.steps, progress, stop)
-    wall = wall_before + time.perf_counter() - start
+        outcomes = fit(step, active, schedule, progress, stop)
+    wall = time.perf_counter() - start
+    return [
+        _finish(member, outcome, tracker, device, threads, wall)
+        for member, outcome, tracker in zip(members, outcomes, trackers, strict=True)
+    ]
 
+
+def check(cfg: DictConfig) -> None:
+    """Everything `train` would refuse before writing anything: values, device, the resume."""
+    geometry = validate(cfg)
+    device = runtime.resolve_device(cfg.trainer.device)
+    if cfg.trainer.cuda_graph:
+        _graphed(None, device)
+    _resume_point(cfg, geometry)
+
+
+def _resume_point(cfg: DictConfig, geometry: Geometry) -> Checkpoint | None:
+    """The checkpoint `trainer.resume` names, checked against this config; None for a new run."""
+    if not cfg.trainer.resume:
+        return None
+    state = checkpoint.load(cfg.trainer.resume)
+    if state.kernel_shape != list(geometry.kernel_size) or state.has_bias != cfg.model.bias:
+        raise ConfigError(
+            "trainer.resume",
+            cfg.trainer.resume,
+            f"its model has kernel {state.kernel_shape}, bias {state.has_bias}; this config has "
+            f"{list(geometry.kernel_size)}, bias {cfg.model.bias}: resume with the run's own "
+            "model settings",
+        )
+    if state.step > cfg.trainer.steps:
+        raise ConfigError(
+            "trainer.steps",
+            cfg.trainer.steps,
+            f"must be >= the checkpoint's step {state.step} to resume",
+        )
+    return state
+
+
+def _member(
+    job: Job,
+    geometry: Geometry,
+    resumed: Checkpoint | None,
+    device: torch.device,
+) -> Member:
+    cfg = job.cfg
+    torch.manual_seed(cfg.seed)
+    task = _build_task(cfg, geometry, device)
+    model = _build_model(cfg, geometry).to(device)
+    optimizer = optimizer_class(cfg.optim)(model.parameters(), **optimizer_arguments(cfg.optim))
+    if resumed is not None:
+        try:
+            model.load_state_dict(resumed.model)
+            optimizer.load_state_dict(resumed.optimizer)
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(
+                "trainer.resume",
+                cfg.trainer.resume,
+                f"its optimizer or model state does not fit this config ({error}); resume with "
+                "the run's own optim and model settings",
+            ) from None
+        torch.set_rng_state(resumed.rng)
+        job.log.info("resuming %s at step %d", cfg.trainer.resume, resumed.step + 1)
+    return Member(job, geometry, task, model, optimizer, torch.get_rng_state(), resumed)
+
+
+def _stacked_data(members: list[Member]) -> tuple[torch.Tensor, torch.Tensor]:
+    """X (1, 1 or N, h, w): one image when every job has the same; Y (1, N, oh, ow)."""
+    images = [m.task.image for m in members]
+    shared = all(image is images[0] or torch.equal(image, images[0]) for image in images)
+    X = images[0][None, None] if shared else torch.stack(images)[None]
+    return X, torch.stack([m.task.target for m in members])[None]
+
+
+def _tracker(member: Member) -> TensorBoardTracker:
+    done = member.resumed.step if member.resumed else 0
+    tracker = TensorBoardTracker(
+        member.job.run_dir, member.geometry.kernel_size, purge_step=done + 1 if done else None
+    )
+    if member.resumed is None:
+        _log_run_start(tracker, member.job.cfg, member.task)
+    return tracker
+
+
+def _job_log(member: Member, tracker: TensorBoardTracker) -> JobLog:
+    cfg, state = member.job.cfg, member.resumed
+    steps = cfg.trainer.steps
+    return JobLog(
+        tracker=tracker,
+        log=member.job.log,
+        last_step=steps,
+        log_every=cfg.logger.log_every,
+        snapshot_every=cfg.logger.snapshot_every or max(1, math.ceil(steps / 10)),
+        print_every=cfg.trainer.print_every,
+        resumed=(state.step, state.initial_loss, state.final_loss) if state else (0, None, None),
+    )
+
+
+def _finish(
+    member: Member,
+    outcome: Outcome,
+    tracker: TensorBoardTracker,
+    device: torch.device,
+    threads: int,
+    wall: float,
+) -> TrainResult:
+    """Close the job's event file, save its checkpoint (unless it diverged), write metrics.json."""
+    job, model = member.job, member.model
     if outcome.status == "diverged":
-        log.warning(
+        job.log.warning(
             "loss is not finite at step %d: training stopped; try a smaller optim.lr (now %g)",
             outcome.diverged_at_step,
-            cfg.optim.lr,
+            job.cfg.optim.lr,
         )
     else:
         with torch.no_grad():
-            tracker.log_image("data/prediction", model(task.image), outcome.steps_completed)
+            tracker.log_image("data/prediction", model(member.task.image), outcome.steps_completed)
     tracker.close()
-
-    result = _result(outcome, model, geometry, device, threads, wall)
+    wall += member.resumed.wall_time_s if member.resumed else 0.0
+    result = _result(outcome, model, member.geometry, device, threads, wall)
     if outcome.status != "diverged":  # a diverged model is not worth resuming
-        artifacts.save_checkpoint(run_dir, _checkpoint(result, model, optimizer))
-    artifacts.write_metrics(run_dir, asdict(result))
+        Checkpoint(
+            model=model.state_dict(),
+            optimizer=member.optimizer.state_dict(),
+            step=result.steps_completed,
+            rng=member.rng,
+            initial_loss=result.initial_loss,
+            final_loss=result.final_loss,
+            wall_time_s=result.wall_time_s,
+        ).save(job.run_dir)
+    write_metrics(job.run_dir, asdict(result))
     return result
-
-
-def _restore(cfg: DictConfig, checkpoint: dict[str, Any], model: Conv2D, optimizer) -> None:
-    _check_compatible(cfg, checkpoint, model)
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    torch.set_rng_state(checkpoint["rng"])
-    log.info("resuming %s at step %d", cfg.trainer.resume, checkpoint["step"] + 1)
-
-
-def _checkpoint(result: TrainResult, model: Conv2D, optimizer) -> dict[str, Any]:
-    """What `trainer.resume` needs to continue bit for bit (see artifacts.CHECKPOINT_KEYS)."""
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "step": result.steps_completed,
-        "rng": torch.get_rng_state(),
-        "initial_loss": result.initial_loss,
-        "final_loss": result.final_loss,
-        "wall_time_s": result.wall_time_s,
-    }
 
 
 def _result(
@@ -142,9 +278,9 @@ def _result(
 ) -> TrainResult:
     if outcome.kernel is not None:  # the buffered values: for a diverged run, the last finite ones
         weight, bias = outcome.kernel.tolist(), outcome.bias
-    else:  # nothing recorded (0 steps, or diverged at once): the model as it is, inf/nan as null
-        weight = [[_finite_or_none(v) for v in row] for row in model.kernel.detach().cpu().tolist()]
-        bias = _finite_or_none(model.bias.item()) if model.bias is not None else None
+    else:  # nothing recorded (0 steps, or diverged at once): the model as it is
+        weight = model.kernel.detach().cpu().tolist()
+        bias = model.bias.item() if model.bias is not None else None
     diverged = outcome.status == "diverged"
     return TrainResult(
         status=outcome.status,
@@ -162,10 +298,6 @@ def _result(
         diverged_at_step=outcome.diverged_at_step,
         signal=outcome.signal_name,
     )
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _build_task(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Task:
@@ -187,31 +319,10 @@ def _build_model(cfg: DictConfig, geometry: Geometry) -> Conv2D:
     )
 
 
-def _graphed(step, device: torch.device, optimizer) -> CudaGraphStep:
+def _graphed(step, device: torch.device) -> CudaGraphStep:
     if device.type != "cuda":
         raise ConfigError("trainer.cuda_graph", True, f"needs a CUDA device, not {device}")
-    if not isinstance(optimizer, GradientDescent):
-        raise ConfigError("trainer.cuda_graph", True, "works with optim=sgd only")
     return CudaGraphStep(step)
-
-
-def _check_compatible(cfg: DictConfig, checkpoint: dict[str, Any], model: Conv2D) -> None:
-    """The checkpoint must fit this model; `trainer.steps` may grow to extend a finished run."""
-    saved = checkpoint["model"]
-    if saved["weight"].shape != model.weight.shape or ("bias" in saved) != (model.bias is not None):
-        raise ConfigError(
-            "trainer.resume",
-            cfg.trainer.resume,
-            f"its model has kernel {list(saved['weight'].shape[2:])}, bias {'bias' in saved}; "
-            f"this config has {list(model.kernel.shape)}, bias {model.bias is not None}: "
-            "resume with the run's own model settings",
-        )
-    if checkpoint["step"] > cfg.trainer.steps:
-        raise ConfigError(
-            "trainer.steps",
-            cfg.trainer.steps,
-            f"must be >= the checkpoint's step {checkpoint['step']} to resume",
-        )
 
 
 def _log_run_start(tracker: TensorBoardTracker, cfg: DictConfig, task: Task) -> None:
@@ -238,5 +349,7 @@ def summary_lines(result: TrainResult) -> list[str]:
     return [f"weight: {_rounded(result.weight)}", f"bias: {bias}"]
 
 
-def _rounded(value: Any) -> Any:
-    return [_rounded(v) for v in value] if isinstance(value, list) else round(value, 4)
+def _rounded(value: object) -> object:
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value if value is None or not math.isfinite(value) else round(value, 4)

@@ -1,0 +1,215 @@
+"""The checks Hydra's types can't do, and the shapes of a run they establish.
+
+`validate(cfg)` raises ConfigError on the first bad value, naming the key, the value and what is
+allowed; it runs before Hydra creates a run dir (callbacks.Preflight) and again in train().
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch.optim  # loaded with torch anyway: constructing an optimizer is what costs
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from kernellab.data import IMAGES, NAMED_KERNELS
+from kernellab.errors import ConfigError
+from kernellab.model import BACKENDS, INITS
+from kernellab.ops import Pair, output_shape, pair
+from kernellab.optim import GradientDescent
+
+MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The validated shapes of a run."""
+
+    target_kernel: list[list[float]]  # as written (a name resolved), before `horizontal`
+    kernel_size: Pair
+    padding: Pair
+    stride: Pair
+    input_shape: Pair
+    output_shape: Pair
+
+
+def validate(cfg: DictConfig) -> Geometry:
+    """Check every value Hydra's types let through; raise ConfigError on the first bad one."""
+    _require(0 <= cfg.seed < MAX_SEED, "seed", cfg.seed, "must be an int in [0, 2^63)")
+    task, model = cfg.task, cfg.model
+    _require(task.height >= 1, "task.height", task.height, "must be an int >= 1")
+    _require(task.width >= 1, "task.width", task.width, "must be an int >= 1")
+    stripe = list(task.stripe)
+    _require(
+        len(stripe) == 2 and 0 <= stripe[0] <= stripe[1] <= task.width,
+        "task.stripe",
+        stripe,
+        f"must be [a, b] with 0 <= a <= b <= task.width ({task.width})",
+    )
+    _require_choice("task.orientation", task.orientation, ("vertical", "horizontal"))
+    _require_choice("task.image", task.image, IMAGES)
+    target = _target_kernel(task.target_kernel)
+    target_hw = (len(target), len(target[0]))
+    input_hw = (task.height, task.width)
+    if task.orientation == "horizontal":
+        target_hw, input_hw = target_hw[::-1], input_hw[::-1]
+
+    kernel_size = target_hw if model.kernel_size is None else _pair("model.kernel_size", model, 1)
+    _require(
+        kernel_size[0] >= target_hw[0] and kernel_size[1] >= target_hw[1],
+        "model.kernel_size",
+        list(kernel_size),
+        f"must be at least the target kernel's shape {list(target_hw)} on each axis",
+    )
+    padding = _pair("model.padding", model, 0)
+    stride = _pair("model.stride", model, 1)
+    padded = (input_hw[0] + 2 * padding[0], input_hw[1] + 2 * padding[1])
+    _require(
+        kernel_size[0] <= padded[0] and kernel_size[1] <= padded[1],
+        "model.kernel_size",
+        list(kernel_size),
+        f"must fit the padded input {list(padded)} (image {list(input_hw)} + padding)",
+    )
+    _require_choice("model.init", model.init, INITS)
+    _require_choice("model.backend", model.backend, BACKENDS)
+    optimizer = validate_optimizer(cfg.optim)
+    _validate_trainer_and_logger(cfg, optimizer)
+    return Geometry(
+        target_kernel=target,
+        kernel_size=kernel_size,
+        padding=padding,
+        stride=stride,
+        input_shape=input_hw,
+        output_shape=output_shape(input_hw, kernel_size, padding, stride),
+    )
+
+
+def optimizer_class(optim: DictConfig) -> type:
+    """The class `optim._target_` names; ConfigError unless it is an optimizer."""
+    target = optim.get("_target_")
+    module, _, name = str(target).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name, None)
+    except (ImportError, ValueError):  # no such module, or an empty name
+        cls = None
+
+    _require(
+        isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer | GradientDescent),
+        "optim._target_",
+        target,
+        "must name an optimizer class, e.g. torch.optim.SGD (see conf/optim/)",
+    )
+    return cls
+
+
+def optimizer_arguments(optim: DictConfig) -> dict[str, Any]:
+    """What the optimizer class is constructed with, besides the parameters."""
+    return {k: v for k, v in OmegaConf.to_container(optim).items() if not k.startswith("_")}
+
+
+def validate_optimizer(optim: DictConfig) -> type:
+    cls = optimizer_class(optim)
+    accepted = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    for key, value in optimizer_arguments(optim).items():
+        _require(
+            takes_any or (key in accepted and key not in ("self", "params")),
+            f"optim.{key}",
+            value,
+            f"is not an argument of {cls.__name__}; it takes "
+            + ", ".join(k for k in accepted if k not in ("self", "params")),
+        )
+    lr = optim.get("lr")
+    _require(
+        isinstance(lr, int | float) and math.isfinite(lr) and lr > 0, "optim.lr", lr, "must be > 0"
+    )
+    return cls
+
+
+def _validate_trainer_and_logger(cfg: DictConfig, optimizer: type) -> None:
+    trainer, logger = cfg.trainer, cfg.logger
+    _require(trainer.steps >= 0, "trainer.steps", trainer.steps, "must be an int >= 0")
+    _require(trainer.print_every >= 1, "trainer.print_every", trainer.print_every, "must be >= 1")
+    threads = trainer.num_threads
+    _require(
+        threads == "auto" or (_is_int(threads) and threads >= 1),
+        "trainer.num_threads",
+        threads,
+        "must be `auto` or an int >= 1",
+    )
+    if trainer.cuda_graph:
+        _require(
+            optimizer is GradientDescent,
+            "trainer.cuda_graph",
+            True,
+            "works with optim=sgd only",
+        )
+    _require(logger.log_every >= 1, "logger.log_every", logger.log_every, "must be >= 1")
+    snapshots = logger.snapshot_every
+    _require(
+        snapshots is None or snapshots >= 1,
+        "logger.snapshot_every",
+        snapshots,
+        "must be >= 1 or null",
+    )
+
+
+def _target_kernel(spec: Any) -> list[list[float]]:
+    key = "task.target_kernel"
+    if isinstance(spec, str):
+        _require_choice(key, spec, NAMED_KERNELS)
+        return [[float(v) for v in row] for row in NAMED_KERNELS[spec]]
+    rows = OmegaConf.to_container(spec) if isinstance(spec, ListConfig) else spec
+    _require(
+        isinstance(rows, list)
+        and rows
+        and all(isinstance(r, list) and r and len(r) == len(rows[0]) for r in rows)
+        and all(_is_float32(v) for r in rows for v in r),
+        key,
+        spec,
+        "must be a non-empty rectangular matrix of numbers within float32's range, e.g. [[-1,1]],"
+        " or one of " + ", ".join(NAMED_KERNELS),
+    )
+    return [[float(v) for v in r] for r in rows]
+
+
+def _pair(key: str, node: DictConfig, minimum: int) -> Pair:
+    value = node[key.rsplit(".", 1)[1]]
+    items = list(value) if isinstance(value, ListConfig | Sequence) else [value]
+    _require(
+        len(items) in (1, 2) and all(_is_int(v) and v >= minimum for v in items),
+        key,
+        value,
+        f"must be an int >= {minimum} or a pair [h, w] of ints >= {minimum}",
+    )
+    return pair(items[0] if len(items) == 1 else items)
+
+
+def _require(ok: Any, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+def _require_choice(key: str, value: Any, choices: Any) -> None:
+    _require(value in choices, key, value, "must be one of " + ", ".join(choices))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _is_float32(value: Any) -> bool:
+    """A number a float32 kernel can hold (finite, |v| <= float32's max)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) <= FLOAT32_MAX
+    )
