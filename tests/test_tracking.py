@@ -90,7 +90,13 @@ def test_big_images_are_averaged_down_before_colouring():
 def test_snapshots_survive_huge_finite_kernels(make_cfg, tmp_path):
     # lr=0.1 with a [1,3] kernel grows the kernel to ~1e17 without ever becoming inf
     result = train(
-        make_cfg("optim.lr=0.1", "model.kernel_size=[1,3]", "trainer.steps=20"), tmp_path
+        make_cfg(
+            "optim.lr=0.1",
+            "model.kernel_size=[1,3]",
+            "trainer.steps=20",
+            "trainer.divergence_threshold=null",
+        ),
+        tmp_path,
     )
     assert result.status == "completed" and max(abs(w) for w in result.weight[0]) > 1e6
     histograms = accumulator(tmp_path).Histograms("kernel/weights")

@@ -125,8 +125,9 @@ def test_run_dir_holds_metrics_and_checkpoint(make_cfg, tmp_path):
 
 
 def test_divergence_stops_at_the_first_non_finite_step(make_cfg, tmp_path):
-    result = train(make_cfg("optim.lr=10", "trainer.steps=200"), tmp_path)
-    assert result.status == "diverged" and result.objective == math.inf
+    cfg = make_cfg("optim.lr=10", "trainer.steps=200", "trainer.divergence_threshold=null")
+    result = train(cfg, tmp_path)
+    assert result.status == "diverged" and result.objective() == math.inf
     step = result.diverged_at_step
     assert 1 < step < 200 and result.steps_completed == step - 1
     metrics = json.loads((tmp_path / METRICS_FILE).read_text())  # strict JSON: no NaN/Infinity
@@ -136,6 +137,29 @@ def test_divergence_stops_at_the_first_non_finite_step(make_cfg, tmp_path):
     assert [s for s, _ in losses] == list(range(1, step))  # everything before it stays readable
     assert all(math.isfinite(v) for _, v in losses)
     assert not (tmp_path / CHECKPOINT_FILE).exists()
+
+
+def test_a_finite_blow_up_past_the_threshold_is_divergence(make_cfg, tmp_path):
+    """lr 0.1 on the book's task grows the loss by orders of magnitude while it stays finite."""
+    free = train(make_cfg("optim.lr=0.1", "trainer.divergence_threshold=null"), tmp_path / "a")
+    assert free.diverged_at_step is None or free.diverged_at_step > 10  # finite a while: huge
+    losses = [v for _, v in read_scalars(tmp_path / "a")["train/loss"]]
+    expected = next(i for i, v in enumerate(losses, 1) if v > 1e6 * losses[0])
+    result = train(make_cfg("optim.lr=0.1"), tmp_path / "b")
+    assert result.status == "diverged" and result.diverged_at_step == expected
+    assert [v for _, v in read_scalars(tmp_path / "b")["train/loss"]] == losses[: expected - 1]
+    assert result.objective() == result.objective("kernel_error") == math.inf
+
+
+def test_kernel_error_is_the_distance_to_the_embedded_target(make_cfg, tmp_path):
+    result = train(make_cfg("model.kernel_size=[1,3]", "trainer.steps=5"), tmp_path)
+    target = torch.tensor([[-1.0, 1.0, 0.0]])  # [[-1, 1]] embedded toward the top-left
+    expected = torch.linalg.norm(torch.tensor(result.weight) - target).item()
+    assert result.kernel_error == pytest.approx(expected, rel=1e-6)
+    assert result.objective("kernel_error") == result.kernel_error
+    errors = read_scalars(tmp_path)["kernel/error"]
+    assert [s for s, _ in errors] == list(range(1, 6))
+    assert errors[-1][1] == pytest.approx(expected, rel=1e-6)
 
 
 def test_same_config_same_tensorboard_scalars(make_cfg, tmp_path):

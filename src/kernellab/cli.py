@@ -41,16 +41,16 @@ def run(cfg: DictConfig) -> float:
             raise  # a bug, not a user mistake: the traceback is the useful report
         log.exception("job %s failed", hydra_cfg.job.num)
         return record_failure(run_dir, error)
-    return report(result)
+    return report(result, cfg.objective)
 
 
-def report(result: TrainResult, job_log: logging.Logger = log) -> float:
+def report(result: TrainResult, objective: str, job_log: logging.Logger = log) -> float:
     """Print the run's kernel; exit 130/143 after a signal; else the objective for the sweeper."""
     for line in summary_lines(result):
         job_log.info(line)
     if result.signal:  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
         sys.exit(128 + signal.Signals[result.signal].value)
-    return result.objective
+    return result.objective(objective)
 
 
 def record_failure(run_dir: Path, error: Exception) -> float:

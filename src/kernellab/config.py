@@ -78,7 +78,16 @@ class TrainerConfig:
     device: str = _help(
         "cpu", "`cpu`, `cuda`, `cuda:N`, `mps`, or `auto` (cuda, then mps, then cpu)."
     )
-    print_every: int = _help(5, "Print `step N, loss L` every N steps.")
+    print_every: int | None = _help(
+        None,
+        "Print `step N, loss L` every N steps; null: about 4 lines a run at a round interval"
+        " (every 5 of 20 steps), plus a line with an ETA every 10 s of a long run.",
+    )
+    divergence_threshold: float | None = _help(
+        1e6,
+        "Stop as `diverged` once the loss exceeds this multiple of the first step's loss (as a"
+        " non-finite loss does); null: only a non-finite loss.",
+    )
     num_threads: Any = _help(
         "auto", "Torch CPU threads: an int, or `auto` (by problem size and parallel jobs)."
     )
@@ -100,9 +109,17 @@ class LoggerConfig:
     )
 
 
+OBJECTIVES = ("final_loss", "kernel_error")
+
+
 @dataclass
 class Config:
     seed: int = _help(0, "Seeds torch's RNG: the initial kernel and a `random` image.")
+    objective: str = _help(
+        "final_loss",
+        "What a run returns to the sweeper and a sweep summary sorts by: `final_loss`, or"
+        " `kernel_error` (distance of the learned kernel from the target).",
+    )
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     # open: an optimizer's arguments are whatever its class takes (checked in geometry.validate)

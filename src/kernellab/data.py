@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -57,6 +58,11 @@ def input_image(
     """`task.image` drawn at (height, width); `horizontal` is its transpose."""
     X = IMAGES[image](height, width, stripe)
     return X.t().contiguous() if orientation == "horizontal" else X
+
+
+def kernel_error(kernel: Sequence[float], target: Sequence[float]) -> float:
+    """The Frobenius distance between a learned kernel and the target, both flattened alike."""
+    return math.dist(kernel, target)
 
 
 def embed_kernel(kernel: torch.Tensor, size: Pair) -> torch.Tensor:

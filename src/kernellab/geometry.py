@@ -16,6 +16,7 @@ from typing import Any
 import torch.optim  # loaded with torch anyway: constructing an optimizer is what costs
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from kernellab.config import OBJECTIVES
 from kernellab.data import IMAGES, NAMED_KERNELS
 from kernellab.errors import ConfigError
 from kernellab.model import BACKENDS, INITS
@@ -40,6 +41,7 @@ class Geometry:
 def validate(cfg: DictConfig) -> Geometry:
     """Check every value Hydra's types let through; raise ConfigError on the first bad one."""
     _require(0 <= cfg.seed < MAX_SEED, "seed", cfg.seed, "must be an int in [0, 2^63)")
+    _require_choice("objective", cfg.objective, OBJECTIVES)
     task, model = cfg.task, cfg.model
     _require(task.height >= 1, "task.height", task.height, "must be an int >= 1")
     _require(task.width >= 1, "task.width", task.width, "must be an int >= 1")
@@ -133,7 +135,19 @@ def validate_optimizer(optim: DictConfig) -> type:
 def _validate_trainer_and_logger(cfg: DictConfig, optimizer: type) -> None:
     trainer, logger = cfg.trainer, cfg.logger
     _require(trainer.steps >= 0, "trainer.steps", trainer.steps, "must be an int >= 0")
-    _require(trainer.print_every >= 1, "trainer.print_every", trainer.print_every, "must be >= 1")
+    _require(
+        trainer.print_every is None or trainer.print_every >= 1,
+        "trainer.print_every",
+        trainer.print_every,
+        "must be >= 1 or null",
+    )
+    threshold = trainer.divergence_threshold
+    _require(
+        threshold is None or (math.isfinite(threshold) and threshold > 1),
+        "trainer.divergence_threshold",
+        threshold,
+        "must be a number > 1 or null",
+    )
     threads = trainer.num_threads
     _require(
         threads == "auto" or (_is_int(threads) and threads >= 1),

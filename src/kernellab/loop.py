@@ -17,6 +17,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from kernellab.console import Heartbeat, number
+from kernellab.data import kernel_error
 from kernellab.model import Conv2D
 from kernellab.signals import StopRequest
 
@@ -30,7 +32,9 @@ Step = Callable[[], torch.Tensor]  # one step of every job; returns each job's l
 class Tracker(Protocol):
     """What the loop writes a run's progress to (tracking.TensorBoardTracker)."""
 
-    def log_step(self, step: int, loss: float, kernel: Sequence[float], bias: float | None): ...
+    def log_step(
+        self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
+    ) -> None: ...
     def log_snapshot(self, step: int, kernel: torch.Tensor) -> None: ...
     def flush(self) -> None: ...
 
@@ -64,26 +68,39 @@ def make_step(
     (grouped when the images differ). Each job's loss is the book's sum of squared errors.
     """
     if len(models) == 1:
-        forward = models[0].forward
-    else:
-        first = models[0]
-        weights = [m.weight for m in models]
-        biases = [m.bias for m in models] if first.bias is not None else None
-        groups = X.shape[1]
-
-        def forward(X: torch.Tensor) -> torch.Tensor:
-            bias = torch.cat(biases) if biases is not None else None
-            return F.conv2d(X, torch.cat(weights), bias, first.stride, first.padding, 1, groups)
+        return _single_step(models[0], optimizers[0], X, Y, active)
+    first = models[0]
+    weights = [m.weight for m in models]
+    biases = [m.bias for m in models] if first.bias is not None else None
+    groups = X.shape[1]
 
     def step() -> torch.Tensor:
         for optimizer in optimizers:
             optimizer.zero_grad()
-        losses = F.mse_loss(forward(X), Y, reduction="none").sum((0, 2, 3))
+        bias = torch.cat(biases) if biases is not None else None
+        pred = F.conv2d(X, torch.cat(weights), bias, first.stride, first.padding, 1, groups)
+        losses = F.mse_loss(pred, Y, reduction="none").sum((0, 2, 3))
         losses.sum().backward()  # job j's loss is the only term that depends on its parameters
         for optimizer, on in zip(optimizers, active, strict=True):
             if on:
                 optimizer.step()
         return losses.detach()  # values only: holding the autograd graph would outlive the step
+
+    return step
+
+
+def _single_step(
+    model: Conv2D, optimizer, X: torch.Tensor, Y: torch.Tensor, active: list[bool]
+) -> Step:
+    """A group of one: the model's own backend, and not one autograd node more than the book's."""
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.mse_loss(model(X), Y, reduction="sum")
+        loss.backward()
+        if active[0]:
+            optimizer.step()
+        return loss.detach().view(1)
 
     return step
 
@@ -129,7 +146,9 @@ class Outcome:
     last_loss: float | None
     kernel: torch.Tensor | None  # after the last completed step's update (from the buffer)
     bias: float | None
+    kernel_error: float | None  # the kernel's distance from the target, with `kernel`
     diverged_at_step: int | None = None
+    diverged_because: str | None = None  # `is not finite` or `exceeds ... the first step's loss`
     signal_name: str | None = None
 
 
@@ -152,14 +171,15 @@ def fit(
 ) -> list[Outcome]:
     """Run the steps every job still has; a job stops early on a non-finite loss; all stop on a
     stop request (after the current step)."""
-    for number in range(min(schedule.done) + 1, max(schedule.last, default=0) + 1):
-        active[:] = schedule.active(number, progress.diverged_at)
+    for step_number in range(min(schedule.done) + 1, max(schedule.last, default=0) + 1):
+        active[:] = schedule.active(step_number, progress.diverged_at)
         if not any(active):
             break
-        progress.record(number, step())
+        progress.record(step_number, step())
         if stop.requested:
             break
     progress.flush()
+    progress.heartbeat.close()
     return progress.outcomes(stop.signal_name if stop.requested else None)
 
 
@@ -189,14 +209,16 @@ class StepBuffer:
 
 @dataclass
 class JobLog:
-    """Where one job's progress goes, and how often."""
+    """Where one job's progress goes, how often, and what counts as diverging."""
 
     tracker: Tracker
     log: logging.Logger
+    target: list[float]  # the target kernel as the model sees it, flattened
     last_step: int
     log_every: int
     snapshot_every: int
     print_every: int
+    divergence_threshold: float | None  # a multiple of the first step's loss
     resumed: tuple[int, float | None, float | None] = (0, None, None)  # (steps, first, last loss)
 
 
@@ -214,8 +236,10 @@ class Progress:
         kernel_shape: tuple[int, int],
         has_bias: bool,
         schedule: Schedule,
+        heartbeat: Heartbeat,
     ) -> None:
         self.jobs, self.parameters, self.schedule = jobs, parameters.detach(), schedule
+        self.heartbeat = heartbeat
         self.kernel_shape, self.has_bias = kernel_shape, has_bias
         self.kernel_size = kernel_shape[0] * kernel_shape[1]
         self.width = self.kernel_size + has_bias  # parameters per job
@@ -226,7 +250,9 @@ class Progress:
         self.first_loss = [job.resumed[1] for job in jobs]
         self.last_loss = [job.resumed[2] for job in jobs]
         self.last_params: list[list[float] | None] = [None] * n
+        self.last_error: list[float | None] = [None] * n
         self.diverged_at: list[int | None] = [None] * n
+        self.diverged_because: list[str | None] = [None] * n
 
     def record(self, step: int, losses: torch.Tensor) -> None:
         self.buffer.record(step, [losses, self.parameters])
@@ -241,14 +267,33 @@ class Progress:
             for j, on in enumerate(active):
                 if not on:
                     continue
-                if not math.isfinite(row[j]):
-                    self.diverged_at[j] = step
+                problem = self._divergence(j, row[j])
+                if problem:
+                    self.diverged_at[j], self.diverged_because[j] = step, problem
                     continue
                 start = n + j * self.width
                 self._write(j, step, row[j], row[start : start + self.width])
         for job in self.jobs:
             job.tracker.flush()
+        if steps:
+            self.heartbeat.beat(steps[-1], self._state())
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
+
+    def _divergence(self, j: int, loss: float) -> str | None:
+        if not math.isfinite(loss):
+            return "is not finite"
+        threshold, first = self.jobs[j].divergence_threshold, self.first_loss[j]
+        if threshold is not None and first is not None and loss > threshold * first:
+            return f"exceeds {threshold:g} × the first step's loss ({number(first)})"
+        return None
+
+    def _state(self) -> str:
+        if len(self.jobs) == 1:
+            return f"loss {number(self.last_loss[0])}"
+        training = sum(d is None for d in self.diverged_at)
+        finite = [loss for loss in self.last_loss if loss is not None]
+        best = f", best loss {number(min(finite))}" if finite else ""
+        return f"{training} of {len(self.jobs)} jobs training{best}"
 
     def outcomes(self, signal_name: str | None) -> list[Outcome]:
         return [self._outcome(j, signal_name) for j in range(len(self.jobs))]
@@ -271,7 +316,9 @@ class Progress:
             last_loss=self.last_loss[j],
             kernel=kernel,
             bias=bias,
+            kernel_error=self.last_error[j],
             diverged_at_step=self.diverged_at[j],
+            diverged_because=self.diverged_because[j],
             signal_name=signal_name,
         )
 
@@ -279,14 +326,16 @@ class Progress:
         job, (kernel, bias) = self.jobs[j], self._split(params)
         if self.first_loss[j] is None:
             self.first_loss[j] = loss
+        error = kernel_error(kernel, job.target)
         self.last_loss[j], self.last_params[j], self.steps_done[j] = loss, params, step
+        self.last_error[j] = error
         last = step == job.last_step
         if step % job.log_every == 0 or last:
-            job.tracker.log_step(step, loss, kernel, bias)
+            job.tracker.log_step(step, loss, kernel, bias, error)
         if step % job.snapshot_every == 0 or last:
             job.tracker.log_snapshot(step, torch.tensor(kernel).view(self.kernel_shape))
         if step % job.print_every == 0:
-            job.log.info("step %d, loss %.4g", step, loss)
+            job.log.info("step %d, loss %s", step, number(loss))
 
     def _split(self, params: list[float]) -> tuple[list[float], float | None]:
         """A job's kernel (flat) and bias from its slice of a row."""

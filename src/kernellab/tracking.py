@@ -20,6 +20,7 @@ from kernellab.eventfile import EventFile
 from kernellab.pictures import heatmap
 
 LOSS_TAG = "train/loss"
+ERROR_TAG = "kernel/error"
 BIAS_TAG = "kernel/bias"
 HISTOGRAM_TAG = "kernel/weights"
 KERNEL_IMAGE_TAG = "kernel/image"
@@ -45,20 +46,22 @@ def weight_tag(i: int, j: int) -> str:
 class TensorBoardTracker:
     """Writes scalars, kernel snapshots, images, the config and the HParams session of one run."""
 
-    def __init__(
-        self, run_dir: Path, kernel_shape: tuple[int, int], purge_step: int | None
-    ) -> None:
+    def __init__(self, run_dir: Path, target: torch.Tensor, purge_step: int | None) -> None:
+        """`target`: the target kernel as the model sees it (embedded in its kernel shape)."""
         self.events = EventFile(run_dir, purge_step)
+        kernel_shape = tuple(target.shape)
         n = kernel_shape[0] * kernel_shape[1]
-        self.scalar_tags = [LOSS_TAG]
+        self.scalar_tags = [LOSS_TAG, ERROR_TAG]
         if n <= MAX_KERNEL_SCALARS:
             self.scalar_tags += [
                 weight_tag(i, j) for i in range(kernel_shape[0]) for j in range(kernel_shape[1])
             ]
 
-    def log_step(self, step: int, loss: float, kernel: Sequence[float], bias: float | None) -> None:
-        """One event carrying the loss, every kernel element (small kernels) and the bias."""
-        values = [loss, *kernel][: len(self.scalar_tags)]
+    def log_step(
+        self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
+    ) -> None:
+        """One event: the loss, the kernel error, every kernel element (small kernels), the bias."""
+        values = [loss, error, *kernel][: len(self.scalar_tags)]
         tags = self.scalar_tags
         if bias is not None:
             tags, values = [*tags, BIAS_TAG], [*values, bias]

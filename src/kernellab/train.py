@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from kernellab import checkpoint, runtime
 from kernellab.artifacts import ensure_writable, write_metrics
 from kernellab.checkpoint import Checkpoint
-from kernellab.data import Task, input_image, make_task, target_kernel
+from kernellab.console import Heartbeat, number, numbers, print_interval
+from kernellab.data import Task, input_image, kernel_error, make_task, target_kernel
 from kernellab.errors import ConfigError
 from kernellab.geometry import Geometry, optimizer_arguments, optimizer_class, validate
 from kernellab.loop import (
@@ -57,13 +58,15 @@ class TrainResult:
     wall_time_s: float  # the training loop, logging included, summed over resumed sessions
     steps_per_s: float
     versions: dict[str, str]
+    kernel_error: float | None = None  # Frobenius distance of `weight` from the target kernel
     diverged_at_step: int | None = None
     signal: str | None = None
 
-    @property
-    def objective(self) -> float:
-        """What a sweeper minimises: the final loss, or inf when the run has none (diverged)."""
-        return math.inf if self.final_loss is None else self.final_loss
+    def objective(self, name: str = "final_loss") -> float:
+        """What a sweeper minimises (`objective`: final_loss or kernel_error); inf when the run
+        has none (it diverged)."""
+        value = None if self.status == "diverged" else getattr(self, name)
+        return math.inf if value is None else value
 
 
 @dataclass
@@ -109,6 +112,8 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     ]
     first = jobs[0].cfg
     device = runtime.resolve_device(first.trainer.device)
+    if first.trainer.device == "auto":
+        log.info("device: %s (trainer.device=auto)", device)
     for job in jobs:
         ensure_writable(job.run_dir)
     macs = len(jobs) * _multiply_adds(geometries[0])
@@ -136,6 +141,7 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
         tuple(geometries[0].kernel_size),
         models[0].bias is not None,
         schedule,
+        Heartbeat(min(schedule.done) + 1, max(schedule.last), logging.getLogger("kernellab")),
     )
     start = time.perf_counter()
     with StopRequest() as stop:
@@ -216,7 +222,7 @@ def _stacked_data(members: list[Member]) -> tuple[torch.Tensor, torch.Tensor]:
 def _tracker(member: Member) -> TensorBoardTracker:
     done = member.resumed.step if member.resumed else 0
     tracker = TensorBoardTracker(
-        member.job.run_dir, member.geometry.kernel_size, purge_step=done + 1 if done else None
+        member.job.run_dir, member.task.kernel, purge_step=done + 1 if done else None
     )
     if member.resumed is None:
         _log_run_start(tracker, member.job.cfg, member.task)
@@ -229,10 +235,12 @@ def _job_log(member: Member, tracker: TensorBoardTracker) -> JobLog:
     return JobLog(
         tracker=tracker,
         log=member.job.log,
+        target=member.task.kernel.flatten().tolist(),
         last_step=steps,
         log_every=cfg.logger.log_every,
         snapshot_every=cfg.logger.snapshot_every or max(1, math.ceil(steps / 10)),
-        print_every=cfg.trainer.print_every,
+        print_every=cfg.trainer.print_every or print_interval(steps),
+        divergence_threshold=cfg.trainer.divergence_threshold,
         resumed=(state.step, state.initial_loss, state.final_loss) if state else (0, None, None),
     )
 
@@ -249,8 +257,9 @@ def _finish(
     job, model = member.job, member.model
     if outcome.status == "diverged":
         job.log.warning(
-            "loss is not finite at step %d: training stopped; try a smaller optim.lr (now %g)",
+            "diverged: the loss at step %d %s; training stopped; try a smaller optim.lr (now %g)",
             outcome.diverged_at_step,
+            outcome.diverged_because,
             job.cfg.optim.lr,
         )
     else:
@@ -258,7 +267,7 @@ def _finish(
             tracker.log_image("data/prediction", model(member.task.image), outcome.steps_completed)
     tracker.close()
     wall += member.resumed.wall_time_s if member.resumed else 0.0
-    result = _result(outcome, model, member.geometry, device, threads, wall)
+    result = _result(outcome, member, device, threads, wall)
     if outcome.status != "diverged":  # a diverged model is not worth resuming
         Checkpoint(
             model=model.state_dict(),
@@ -273,14 +282,15 @@ def _finish(
     return result
 
 
-def _result(
-    outcome: Outcome, model: Conv2D, geometry: Geometry, device, threads: int, wall: float
-) -> TrainResult:
+def _result(outcome: Outcome, member: Member, device, threads: int, wall: float) -> TrainResult:
+    model, geometry = member.model, member.geometry
     if outcome.kernel is not None:  # the buffered values: for a diverged run, the last finite ones
-        weight, bias = outcome.kernel.tolist(), outcome.bias
+        weight, bias, error = outcome.kernel.tolist(), outcome.bias, outcome.kernel_error
     else:  # nothing recorded (0 steps, or diverged at once): the model as it is
-        weight = model.kernel.detach().cpu().tolist()
+        kernel = model.kernel.detach().cpu()
+        weight = kernel.tolist()
         bias = model.bias.item() if model.bias is not None else None
+        error = kernel_error(kernel.flatten().tolist(), member.task.kernel.flatten().tolist())
     diverged = outcome.status == "diverged"
     return TrainResult(
         status=outcome.status,
@@ -295,6 +305,7 @@ def _result(
         wall_time_s=wall,
         steps_per_s=outcome.steps_completed / wall if wall > 0 else 0.0,
         versions=_versions(),
+        kernel_error=error,
         diverged_at_step=outcome.diverged_at_step,
         signal=outcome.signal_name,
     )
@@ -345,11 +356,7 @@ def _versions() -> dict[str, str]:
 
 
 def summary_lines(result: TrainResult) -> list[str]:
-    bias = None if result.bias is None else _rounded(result.bias)
-    return [f"weight: {_rounded(result.weight)}", f"bias: {bias}"]
-
-
-def _rounded(value: object) -> object:
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value if value is None or not math.isfinite(value) else round(value, 4)
+    lines = [f"weight: {numbers(result.weight)}"]
+    if result.bias is not None:
+        lines.append(f"bias: {number(result.bias)}")
+    return [*lines, f"kernel_error: {number(result.kernel_error)}"]
