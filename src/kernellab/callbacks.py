@@ -87,13 +87,18 @@ class SweepReport(Callback):
     """Writes summary.csv/.md/.png into the sweep dir and prints the best job."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from kernellab.report import best_line, write_report
+        failed = finish_sweep(Path(config.hydra.sweep.dir))
+        if failed:
+            exit_with_error(failed, EXIT_JOBS_FAILED)
 
-        sweep_dir = Path(config.hydra.sweep.dir)
-        report = write_report(sweep_dir)
-        log.info(best_line(report))
-        log.info("summary: %s", sweep_dir / "summary.md")
-        if report.failed:
-            exit_with_error(
-                f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}", EXIT_JOBS_FAILED
-            )
+
+def finish_sweep(sweep_dir: Path) -> str | None:
+    """Write the sweep's summary and print its best job; what failed, in one line, or None."""
+    from kernellab.report import best_line, write_report
+
+    report = write_report(sweep_dir)
+    log.info(best_line(report))
+    log.info("summary: %s", sweep_dir / "summary.md")
+    if report.failed:
+        return f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}"
+    return None

@@ -32,9 +32,12 @@ class Checkpoint:
     wall_time_s: float  # training time so far, over every session of the run
 
     def save(self, run_dir: Path) -> None:
+        atomic_write(Path(run_dir) / CHECKPOINT_FILE, self.encode())
+
+    def encode(self) -> bytes:
         buffer = io.BytesIO()
         torch.save(asdict(self), buffer)
-        atomic_write(Path(run_dir) / CHECKPOINT_FILE, buffer.getvalue())
+        return buffer.getvalue()
 
     @property
     def kernel_shape(self) -> list[int]:

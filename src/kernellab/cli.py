@@ -1,4 +1,8 @@
-"""What the Hydra entry does around `train()`: user errors as one line, results on the console."""
+"""What the Hydra entry does around training: user errors as one line, results on the console.
+
+`run(cfg)` is the task function of every launcher: one job. `run_batch(jobs)` is its batch runner
+for `hydra/launcher=batched`: a whole batch of a sweep, trained as few programs as it can.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from omegaconf import DictConfig
 from kernellab.artifacts import write_metrics
 from kernellab.errors import UserError, exit_with_error
 from kernellab.runtime import cores_for_this_job
-from kernellab.train import TrainResult, summary_lines, train
+from kernellab.train import summary_lines, train
 
 log = logging.getLogger("kernellab")
 
@@ -41,16 +45,16 @@ def run(cfg: DictConfig) -> float:
             raise  # a bug, not a user mistake: the traceback is the useful report
         log.exception("job %s failed", hydra_cfg.job.num)
         return record_failure(run_dir, error)
-    return report(result, cfg.objective)
-
-
-def report(result: TrainResult, objective: str, job_log: logging.Logger = log) -> float:
-    """Print the run's kernel; exit 130/143 after a signal; else the objective for the sweeper."""
     for line in summary_lines(result):
-        job_log.info(line)
-    if result.signal:  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-        sys.exit(128 + signal.Signals[result.signal].value)
-    return result.objective(objective)
+        log.info(line)
+    if result.signal:
+        sys.exit(signal_exit_status(result.signal))
+    return result.objective(cfg.objective)
+
+
+def signal_exit_status(name: str) -> int:
+    """The shell's convention: 130 for SIGINT, 143 for SIGTERM."""
+    return 128 + signal.Signals[name].value
 
 
 def record_failure(run_dir: Path, error: Exception) -> float:

@@ -12,6 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -168,6 +169,16 @@ def compose(*overrides: str) -> DictConfig:
     """
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML, through libyaml: OmegaConf.to_yaml's pure-Python dumper
+    takes ~7 ms, which a sweep of 1,000 jobs pays 1,000 times."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return yaml.dump(container, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
+
+
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def reference_table() -> str:

@@ -1,0 +1,80 @@
+"""Sweeps as one program: which jobs can train together, and in how many batches.
+
+Jobs whose tensor programs have the same shape train as one program (train.train_group): one
+F.conv2d with N output channels computes every job's prediction, each job keeps its own seed,
+image, target, learning rate and optimizer state, and its own number of steps. What must be equal
+is `group_key`; everything else may differ between the jobs of a group.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from kernellab.geometry import Geometry
+
+# What a group may take of the memory available when it starts (the rest: the process itself,
+# TensorBoard's buffers, other programs).
+MEMORY_SHARE = 0.5
+BYTES = 4  # float32
+MAX_GROUP = 4096  # beyond this the per-job Python work (optimizers, logging) dominates anyway
+
+
+def group_key(cfg: DictConfig, geometry: Geometry) -> tuple[Any, ...] | None:
+    """Jobs with equal keys train as one program; None: the job trains alone.
+
+    The key is what fixes the program's shape and where it runs: the image's shape (after
+    `horizontal`), kernel size, padding, stride, bias, device, thread setting and optimizer class.
+    Seeds, pictures, target kernels, learning rates and other optimizer arguments, steps and
+    logging settings may differ. `model.backend` other than `torch` (the book's loop, our corr2d)
+    and `trainer.cuda_graph` can't be batched.
+    """
+    if cfg.model.backend != "torch" or cfg.trainer.cuda_graph:
+        return None
+    return (
+        geometry.input_shape,
+        geometry.kernel_size,
+        geometry.padding,
+        geometry.stride,
+        bool(cfg.model.bias),
+        str(cfg.trainer.device),
+        str(cfg.trainer.num_threads),
+        str(cfg.optim._target_),
+    )
+
+
+def group_jobs(keys: Sequence[tuple[Any, ...] | None]) -> list[list[int]]:
+    """Indices of jobs that train together, in the order of each group's first job."""
+    groups: dict[Any, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key if key is not None else ("alone", index), []).append(index)
+    return list(groups.values())
+
+
+def job_bytes(geometry: Geometry) -> int:
+    """Memory one job adds to a group: its image, target, prediction and their gradients."""
+    (h, w), (oh, ow) = geometry.input_shape, geometry.output_shape
+    return BYTES * (h * w + 5 * oh * ow)
+
+
+def max_group_size(geometry: Geometry, device: torch.device) -> int:
+    """How many such jobs fit in MEMORY_SHARE of the device's available memory (at least 1)."""
+    fits = int(MEMORY_SHARE * available_memory(device) // max(1, job_bytes(geometry)))
+    return max(1, min(MAX_GROUP, fits))
+
+
+def available_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # not on Linux: assume what the machine has is free
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def split(indices: list[int], size: int) -> list[list[int]]:
+    return [indices[i : i + size] for i in range(0, len(indices), size)]

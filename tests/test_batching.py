@@ -1,0 +1,105 @@
+"""Training a group of jobs as one program gives each job what a single run gives it."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from kernellab.batching import group_jobs, group_key, max_group_size, split
+from kernellab.config import compose
+from kernellab.geometry import validate
+from kernellab.tracking import read_scalars
+from kernellab.train import Job, train, train_group
+
+
+def assert_same_run(batched, single, batched_dir, single_dir):
+    """1e-6 for weights and bias (relative for a blown-up kernel's last finite values: float32
+    holds ~7 digits), 1e-5 relative for the loss."""
+    assert (batched.status, batched.steps_completed, batched.diverged_at_step) == (
+        single.status,
+        single.steps_completed,
+        single.diverged_at_step,
+    )
+    torch.testing.assert_close(
+        torch.tensor(batched.weight), torch.tensor(single.weight), rtol=1e-6, atol=1e-6
+    )
+    if single.bias is not None:
+        assert batched.bias == pytest.approx(single.bias, rel=1e-6, abs=1e-6)
+    if single.final_loss is not None:
+        assert batched.final_loss == pytest.approx(single.final_loss, rel=1e-5)
+    ours, theirs = read_scalars(batched_dir), read_scalars(single_dir)
+    assert ours.keys() == theirs.keys()
+    for tag in theirs:
+        assert [s for s, _ in ours[tag]] == [s for s, _ in theirs[tag]], tag
+
+
+def train_both(tmp_path, overrides_per_job):
+    cfgs = [compose(*overrides) for overrides in overrides_per_job]
+    jobs = [Job(cfg, tmp_path / f"batched{i}") for i, cfg in enumerate(cfgs)]
+    batched = train_group(jobs)
+    for i, (cfg, result) in enumerate(zip(cfgs, batched, strict=True)):
+        single = train(cfg, tmp_path / f"single{i}")
+        assert_same_run(result, single, tmp_path / f"batched{i}", tmp_path / f"single{i}")
+    return batched
+
+
+def test_a_grid_of_seeds_and_learning_rates_matches_single_runs(tmp_path):
+    grid = itertools.product([0, 1, 2], ["0.001", "0.01", "0.1"])
+    results = train_both(tmp_path, [(f"seed={s}", f"optim.lr={lr}") for s, lr in grid])
+    assert {r.status for r in results} == {"completed", "diverged"}  # lr 0.1 blows up
+
+
+def test_different_pictures_steps_and_targets_in_one_group(tmp_path):
+    jobs = [
+        ("task.image=random", "seed=1", "trainer.steps=5"),
+        ("task.image=random", "seed=2", "trainer.steps=30", "optim.lr=0.005"),
+        ("task.image=stripes", "seed=3", "trainer.steps=12", "task.target_kernel=[[1,-1]]"),
+    ]
+    results = train_both(tmp_path, jobs)
+    assert [r.steps_completed for r in results] == [5, 30, 12]
+
+
+def test_torch_optimizers_keep_their_own_state_per_job(tmp_path):
+    jobs = [("optim=adam", f"optim.lr={lr}", "trainer.steps=15") for lr in (0.01, 0.1)]
+    jobs.append(("optim=adam", "optim.lr=0.05", "+optim.betas=[0.8,0.9]", "trainer.steps=15"))
+    train_both(tmp_path, jobs)
+
+
+def test_padding_stride_and_no_bias(tmp_path):
+    common = ("model.kernel_size=[3,3]", "model.padding=1", "model.stride=2", "model.bias=false")
+    jobs = [(*common, "task.image=random", f"seed={s}", "optim.lr=0.03") for s in range(3)]
+    train_both(tmp_path, jobs)
+
+
+def test_a_resumed_job_and_a_fresh_one_train_together(tmp_path):
+    train(compose("trainer.steps=5"), tmp_path / "earlier")
+    resumed = compose("trainer.steps=10", f"trainer.resume={tmp_path / 'earlier'}")
+    fresh = compose("trainer.steps=10", "seed=4")
+    results = train_group([Job(resumed, tmp_path / "earlier"), Job(fresh, tmp_path / "fresh")])
+    whole = train(compose("trainer.steps=10"), tmp_path / "whole")
+    torch.testing.assert_close(
+        torch.tensor(results[0].weight), torch.tensor(whole.weight), rtol=0, atol=1e-6
+    )
+    assert [s for s, _ in read_scalars(tmp_path / "earlier")["train/loss"]] == list(range(1, 11))
+
+
+def test_group_keys_separate_what_changes_the_program():
+    def key(*overrides):
+        cfg = compose(*overrides)
+        return group_key(cfg, validate(cfg))
+
+    assert key("seed=1", "optim.lr=0.1", "task.image=random", "trainer.steps=3") == key()
+    assert key("model.kernel_size=[1,3]") != key()
+    assert key("optim=adam") != key()
+    assert key("model.backend=loop") is None and key("model.backend=corr2d") is None
+    keys = [key(), key("model.kernel_size=[1,3]"), key("seed=2"), key("model.backend=loop")]
+    assert group_jobs(keys) == [[0, 2], [1], [3]]
+
+
+def test_groups_are_split_to_fit_memory():
+    cfg = compose("task.height=4096", "task.width=4096", "model.kernel_size=3")
+    size = max_group_size(validate(cfg), torch.device("cpu"))
+    assert 1 <= size < 4096  # a 4096² job takes ~400 MB: thousands would not fit
+    assert split(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
