@@ -82,3 +82,65 @@ def test_interrupted_then_resumed_equals_uninterrupted_bitwise(tmp_path):
     losses = read_scalars(run_dir)["train/loss"]
     assert [step for step, _ in losses] == list(range(1, total + 1))  # no gap, no duplicate
     assert losses == read_scalars(straight)["train/loss"]
+
+
+@pytest.mark.slow
+def test_sigkill_after_a_periodic_checkpoint_loses_at_most_the_interval(tmp_path):
+    import time
+
+    import torch
+
+    from tests.test_train import raw_scalar_steps
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(TRAIN_PY),
+            *LONG_RUN,
+            "trainer.checkpoint_every_s=0.5",
+            f"hydra.run.dir={run_dir}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / "checkpoint.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.2)  # more steps logged after that checkpoint (and maybe another checkpoint)
+    finally:
+        proc.kill()
+        proc.wait()
+    saved = torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"]
+    logged = max(s for s, _ in raw_scalar_steps(run_dir, "train/loss"))
+    assert 0 < saved <= logged
+    total = saved + 100
+    resumed = run_cli(
+        f"trainer.resume={run_dir}", f"trainer.steps={total}", *LONG_RUN[1:], cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    raw = [s for s, _ in raw_scalar_steps(run_dir, "train/loss")]
+    assert raw == list(range(1, total + 1))  # no step missing, none repeated, for any reader
+    assert [s for s, _ in read_scalars(run_dir)["train/loss"]] == list(range(1, total + 1))
+
+
+@pytest.mark.slow
+def test_two_processes_cannot_train_in_one_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), *LONG_RUN, f"hydra.run.dir={run_dir}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        next(line for line in first.stdout if line.startswith("step "))
+        second = run_cli(f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert second.returncode == 2
+    assert second.stderr.startswith(f"error: output dir {run_dir} ")
+    assert "in use by another run" in second.stderr or "already holds a run" in second.stderr
+    assert read_metrics(run_dir)["status"] == "interrupted"  # the first run's, intact

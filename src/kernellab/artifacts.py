@@ -6,6 +6,7 @@ mid-write leaves the previous complete file or none, never a truncated one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -73,6 +74,52 @@ def ensure_writable(run_dir: Path) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise UserError(f"output dir {run_dir} cannot be created or written: {reason}") from None
+
+
+RUN_FILES = (METRICS_FILE, "checkpoint.pt")  # with events.out.tfevents.*: a dir holds a run
+
+
+def ensure_no_run(run_dir: Path) -> None:
+    """Refuse a dir that already holds a run (Hydra's own .hydra/ and log don't count)."""
+    held = [name for name in RUN_FILES if (run_dir / name).exists()]
+    held += [p.name for p in run_dir.glob("events.out.tfevents.*")][:1]
+    if held:
+        raise UserError(
+            f"output dir {run_dir} already holds a run ({', '.join(held)}): continue it with "
+            f"trainer.resume={run_dir}, or pick another hydra.run.dir (delete the old run first "
+            "to start over in the same dir)"
+        )
+
+
+class RunLock:
+    """An exclusive lock on a run dir while a process trains in it (fcntl.flock on `.lock`).
+
+    A second process refused here has written nothing; the kernel drops the lock if the owner
+    dies, so a killed run never leaves its dir locked.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self.file = open(self.path, "a+")  # noqa: SIM115  (closed by release())
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            owner = self.file.read().strip() or "another process"
+            self.file.close()
+            raise UserError(
+                f"output dir {run_dir} is in use by another run (pid {owner}); wait for it to "
+                "end or pick another hydra.run.dir"
+            ) from None
+        self.file.truncate(0)
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+
+    def release(self) -> None:
+        self.file.close()  # closing drops the lock
+
+
+LOCK_FILE = ".lock"
 
 
 def _finite_or_null(value: Any) -> Any:

@@ -8,7 +8,9 @@ is `group_key`; everything else may differ between the jobs of a group.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,18 +64,35 @@ def job_bytes(geometry: Geometry) -> int:
 
 
 def max_group_size(geometry: Geometry, device: torch.device) -> int:
-    """How many such jobs fit in MEMORY_SHARE of the device's available memory (at least 1)."""
+    """How many such jobs fit in MEMORY_SHARE of the device's available memory, and in the open
+    files the process may have (each job holds its event file and run-dir lock open)."""
     fits = int(MEMORY_SHARE * available_memory(device) // max(1, job_bytes(geometry)))
-    return max(1, min(MAX_GROUP, fits))
+    return max(1, min(MAX_GROUP, fits, (open_files_allowed() - 64) // 2))
+
+
+def open_files_allowed() -> int:
+    """The open-file limit, raised to its hard maximum first (1,024 is a common soft default)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
 
 
 def available_memory(device: torch.device) -> int:
+    """Bytes a new allocation can have: free GPU memory, or the kernel's MemAvailable."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):  # not on Linux: assume what the machine has is free
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # not Linux: all of it
 
 
 def split(indices: list[int], size: int) -> list[list[int]]:

@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from kernellab.artifacts import ensure_writable
+from kernellab.artifacts import RunLock, ensure_no_run, ensure_writable
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
 from kernellab.runtime import joblib_workers
 
@@ -31,7 +31,13 @@ class Preflight(Callback):
 
         def checks() -> None:
             check(config)
-            ensure_writable(Path(config.hydra.run.dir))
+            run_dir = str(config.hydra.run.dir).strip()
+            if not run_dir:
+                raise ConfigError("hydra.run.dir", run_dir, "must be a directory path")
+            ensure_writable(Path(run_dir))
+            if not config.trainer.resume:
+                ensure_no_run(Path(run_dir))
+            RunLock(Path(run_dir)).release()  # another process training there: refused now
 
         self._guard(checks)
 

@@ -98,6 +98,11 @@ class TrainerConfig:
     resume: str | None = _help(
         None, "A run dir or its `checkpoint.pt`: continue that run, in that dir."
     )
+    checkpoint_every_s: float | None = _help(
+        300.0,
+        "Also save `checkpoint.pt` every this many seconds of training, so a kill loses at most"
+        " that much; null: only at the end and on SIGINT/SIGTERM.",
+    )
 
 
 @dataclass

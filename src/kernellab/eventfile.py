@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import google_crc32c
@@ -40,9 +41,7 @@ class EventFile:
         self.write(Event(wall_time=time.time(), step=step, summary=summary))
 
     def write(self, event: Event) -> None:
-        data = event.SerializeToString()
-        header = struct.pack("<Q", len(data))
-        self.file.write(header + _masked_crc(header) + data + _masked_crc(data))
+        self.file.write(_framed(event.SerializeToString()))
 
     def flush(self) -> None:
         self.file.flush()
@@ -55,3 +54,43 @@ def _masked_crc(data: bytes) -> bytes:
     """TFRecord's masked CRC32C of `data`, little-endian."""
     crc = google_crc32c.value(data)
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def truncate_after(run_dir: Path, step: int) -> None:
+    """Drop every event after `step` from the run's event files, atomically, file by file.
+
+    A run resumed from a checkpoint older than its last logged step (after a SIGKILL) would
+    otherwise repeat steps for readers that ignore TensorBoard's purge event (tbparse, pandas
+    exports); a record cut short by the kill is dropped too.
+    """
+    from kernellab.artifacts import atomic_write
+
+    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        records = list(_records(data))
+        kept = [record for record, _ in records if Event.FromString(record).step <= step]
+        complete = records[-1][1] if records else 0
+        if complete == len(data) and len(kept) == len(records):
+            continue  # nothing after `step`, nothing cut short
+        atomic_write(path, b"".join(_framed(record) for record in kept))
+
+
+def _records(data: bytes) -> Iterator[tuple[bytes, int]]:
+    """(payload, end offset) of each complete, intact record; stops at the first that isn't."""
+    offset = 0
+    while offset + 12 <= len(data):
+        header = data[offset : offset + 8]
+        (length,) = struct.unpack("<Q", header)
+        end = offset + 12 + length + 4
+        payload = data[offset + 12 : offset + 12 + length]
+        if end > len(data) or data[offset + 8 : offset + 12] != _masked_crc(header):
+            return
+        if data[end - 4 : end] != _masked_crc(payload):
+            return
+        yield payload, end
+        offset = end
+
+
+def _framed(payload: bytes) -> bytes:
+    header = struct.pack("<Q", len(payload))
+    return header + _masked_crc(header) + payload + _masked_crc(payload)

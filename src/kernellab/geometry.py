@@ -24,6 +24,7 @@ from kernellab.ops import Pair, output_shape, pair
 from kernellab.optim import GradientDescent
 
 MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,10 @@ def validate_optimizer(optim: DictConfig) -> type:
         )
     lr = optim.get("lr")
     _require(
-        isinstance(lr, int | float) and math.isfinite(lr) and lr > 0, "optim.lr", lr, "must be > 0"
+        isinstance(lr, int | float) and 0 < lr <= FLOAT32_MAX,
+        "optim.lr",
+        lr,
+        f"must be > 0 and at most float32's max ({FLOAT32_MAX:.4g})",
     )
     return cls
 
@@ -147,6 +151,19 @@ def _validate_trainer_and_logger(cfg: DictConfig, optimizer: type) -> None:
         "trainer.divergence_threshold",
         threshold,
         "must be a number > 1 or null",
+    )
+    _require(
+        trainer.resume is None or str(trainer.resume).strip(),
+        "trainer.resume",
+        trainer.resume,
+        "must be a run dir or its checkpoint.pt (or null for a new run)",
+    )
+    every = trainer.checkpoint_every_s
+    _require(
+        every is None or (math.isfinite(every) and every > 0),
+        "trainer.checkpoint_every_s",
+        every,
+        "must be a number of seconds > 0, or null",
     )
     threads = trainer.num_threads
     _require(
@@ -214,9 +231,6 @@ def _require_choice(key: str, value: Any, choices: Any) -> None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _is_float32(value: Any) -> bool:

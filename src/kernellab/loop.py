@@ -167,10 +167,19 @@ class Schedule:
 
 
 def fit(
-    step: Step, active: list[bool], schedule: Schedule, progress: Progress, stop: StopRequest
+    step: Step,
+    active: list[bool],
+    schedule: Schedule,
+    progress: Progress,
+    stop: StopRequest,
+    checkpoint_every_s: float | None = None,
+    save_checkpoints: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
-    """Run the steps every job still has; a job stops early on a non-finite loss; all stop on a
-    stop request (after the current step)."""
+    """Run the steps every job still has; a job stops early when it diverges; all stop on a stop
+    request (after the current step). Every `checkpoint_every_s`, everything so far is written
+    out and `save_checkpoints` called."""
+    every = checkpoint_every_s or math.inf
+    next_checkpoint = time.perf_counter() + every
     for step_number in range(min(schedule.done) + 1, max(schedule.last, default=0) + 1):
         active[:] = schedule.active(step_number, progress.diverged_at)
         if not any(active):
@@ -178,6 +187,10 @@ def fit(
         progress.record(step_number, step())
         if stop.requested:
             break
+        if time.perf_counter() >= next_checkpoint:
+            progress.flush()  # the checkpoint's step is then every job's last written step
+            save_checkpoints()
+            next_checkpoint = time.perf_counter() + every
     progress.flush()
     progress.heartbeat.close()
     return progress.outcomes(stop.signal_name if stop.requested else None)
@@ -294,6 +307,10 @@ class Progress:
         finite = [loss for loss in self.last_loss if loss is not None]
         best = f", best loss {number(min(finite))}" if finite else ""
         return f"{training} of {len(self.jobs)} jobs training{best}"
+
+    def snapshot(self, j: int) -> tuple[int, float | None, float | None]:
+        """Job j's (steps written, first loss, last loss): what its checkpoint records."""
+        return self.steps_done[j], self.first_loss[j], self.last_loss[j]
 
     def outcomes(self, signal_name: str | None) -> list[Outcome]:
         return [self._outcome(j, signal_name) for j in range(len(self.jobs))]

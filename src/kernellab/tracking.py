@@ -39,6 +39,10 @@ def _exponential_bins() -> list[float]:
 HISTOGRAM_BINS = _exponential_bins()
 
 
+def _in_bins(values: Any) -> Any:
+    return values.clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
+
+
 def weight_tag(i: int, j: int) -> str:
     return f"kernel/w_{i}_{j}"
 
@@ -72,7 +76,9 @@ class TensorBoardTracker:
 
     def log_snapshot(self, step: int, kernel: torch.Tensor) -> None:
         self.events.add(
-            histogram(HISTOGRAM_TAG, kernel.flatten().numpy(), bins=HISTOGRAM_BINS), step
+            # values beyond the outermost bucket (a blown-up kernel) are counted in it
+            histogram(HISTOGRAM_TAG, _in_bins(kernel.flatten().numpy()), bins=HISTOGRAM_BINS),
+            step,
         )
         self.events.add(image(KERNEL_IMAGE_TAG, heatmap(kernel), dataformats="CHW"), step)
 

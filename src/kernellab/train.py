@@ -18,13 +18,21 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from kernellab import checkpoint, runtime
-from kernellab.artifacts import METRICS_FILE, atomic_write_all, ensure_writable, metrics_json
+from kernellab import batching, checkpoint, runtime
+from kernellab.artifacts import (
+    METRICS_FILE,
+    RunLock,
+    atomic_write_all,
+    ensure_no_run,
+    ensure_writable,
+    metrics_json,
+)
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
 from kernellab.config import config_yaml
 from kernellab.console import Heartbeat, number, numbers, print_interval
 from kernellab.data import Task, input_image, kernel_error, make_task, target_kernel
 from kernellab.errors import ConfigError
+from kernellab.eventfile import truncate_after
 from kernellab.geometry import Geometry, optimizer_arguments, optimizer_class, validate
 from kernellab.loop import (
     CudaGraphStep,
@@ -115,8 +123,30 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     device = runtime.resolve_device(first.trainer.device)
     if first.trainer.device == "auto":
         log.info("device: %s (trainer.device=auto)", device)
-    for job in jobs:
-        ensure_writable(job.run_dir)
+    _check_memory(geometries[0], device)  # a group is sized to fit by batching.max_group_size
+    locks = []
+    try:
+        for job, state in zip(jobs, resumed, strict=True):
+            ensure_writable(job.run_dir)
+            locks.append(RunLock(job.run_dir))
+            if state is None:
+                ensure_no_run(job.run_dir)
+            else:  # a kill after the checkpoint may have logged later steps: drop them
+                truncate_after(job.run_dir, state.step)
+        return _train_locked(jobs, geometries, resumed, device, cores)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _train_locked(
+    jobs: list[Job],
+    geometries: list[Geometry],
+    resumed: list[Checkpoint | None],
+    device: torch.device,
+    cores: int | None,
+) -> list[TrainResult]:
+    first = jobs[0].cfg
     # by one job's size: a group of tiny jobs is many tiny problems (1 thread measured 10x faster
     # than 2 for 1,000 seed-task jobs), and a big job's group is small anyway (batching.max_group_size)
     threads = runtime.choose_num_threads(
@@ -146,8 +176,30 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
         Heartbeat(min(schedule.done) + 1, max(schedule.last), logging.getLogger("kernellab")),
     )
     start = time.perf_counter()
+
+    def save_checkpoints() -> None:  # every trainer.checkpoint_every_s: a kill loses at most that
+        wall = time.perf_counter() - start
+        atomic_write_all(
+            [
+                (
+                    m.job.run_dir / CHECKPOINT_FILE,
+                    _checkpoint(m, progress.snapshot(j), wall).encode(),
+                )
+                for j, m in enumerate(members)
+                if progress.diverged_at[j] is None
+            ]
+        )
+
     with StopRequest() as stop:
-        outcomes = fit(step, active, schedule, progress, stop)
+        outcomes = fit(
+            step,
+            active,
+            schedule,
+            progress,
+            stop,
+            first.trainer.checkpoint_every_s,
+            save_checkpoints,
+        )
     wall = time.perf_counter() - start
     results, files = [], []
     for member, outcome, tracker in zip(members, outcomes, trackers, strict=True):
@@ -159,12 +211,31 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
 
 
 def check(cfg: DictConfig) -> None:
-    """Everything `train` would refuse before writing anything: values, device, the resume."""
+    """Everything `train` would refuse before writing anything: values, device, memory, the
+    resume."""
     geometry = validate(cfg)
     device = runtime.resolve_device(cfg.trainer.device)
     if cfg.trainer.cuda_graph:
         _graphed(None, device)
+    _check_memory(geometry, device)
     _resume_point(cfg, geometry)
+
+
+def _check_memory(geometry: Geometry, device: torch.device) -> None:
+    """Refuse a run whose tensors can't fit, before allocating any (a 30000² image needs 18 GB)."""
+    needed, available = batching.job_bytes(geometry), batching.available_memory(device)
+    if needed <= available:
+        return
+    (h, w), (oh, ow) = geometry.input_shape, geometry.output_shape
+    key, value = ("model.padding", list(geometry.padding))
+    if oh * ow <= 4 * h * w:  # the image itself, not the padding, is what is too big
+        key, value = "task.height", h
+    raise ConfigError(
+        key,
+        value,
+        f"a {h}x{w} image with a {oh}x{ow} output needs about {needed / 1e9:.3g} GB on {device},"
+        f" and {available / 1e9:.3g} GB is available: use a smaller image or padding",
+    )
 
 
 def _resume_point(cfg: DictConfig, geometry: Geometry) -> Checkpoint | None:
@@ -272,21 +343,35 @@ def _finish(
         with torch.no_grad():
             tracker.log_image("data/prediction", model(member.task.image), outcome.steps_completed)
     tracker.close()
-    wall += member.resumed.wall_time_s if member.resumed else 0.0
+    wall += _wall_before(member)
     result = _result(outcome, member, device, threads, wall)
     files = [(job.run_dir / METRICS_FILE, metrics_json(asdict(result)))]
     if outcome.status != "diverged":  # a diverged model is not worth resuming
-        state = Checkpoint(
-            model=model.state_dict(),
-            optimizer=member.optimizer.state_dict(),
-            step=result.steps_completed,
-            rng=member.rng,
-            initial_loss=result.initial_loss,
-            final_loss=result.final_loss,
-            wall_time_s=result.wall_time_s,
-        )
+        done = (result.steps_completed, result.initial_loss, result.final_loss)
+        state = _checkpoint(member, done, wall - _wall_before(member))
         files.insert(0, (job.run_dir / CHECKPOINT_FILE, state.encode()))
     return result, files
+
+
+def _checkpoint(
+    member: Member, done: tuple[int, float | None, float | None], wall: float
+) -> Checkpoint:
+    """The member's state now: `done` is (steps completed, first loss, last loss); `wall` this
+    session's training time."""
+    steps, first_loss, last_loss = done
+    return Checkpoint(
+        model=member.model.state_dict(),
+        optimizer=member.optimizer.state_dict(),
+        step=steps,
+        rng=member.rng,
+        initial_loss=first_loss,
+        final_loss=last_loss,
+        wall_time_s=_wall_before(member) + wall,
+    )
+
+
+def _wall_before(member: Member) -> float:
+    return member.resumed.wall_time_s if member.resumed else 0.0
 
 
 def _result(outcome: Outcome, member: Member, device, threads: int, wall: float) -> TrainResult:
