@@ -11,7 +11,7 @@ from kernellab.batching import group_jobs, group_key, max_group_size, split
 from kernellab.config import compose
 from kernellab.geometry import validate
 from kernellab.tracking import read_scalars
-from kernellab.train import Job, train, train_group
+from kernellab.train import Job, backend_of, train, train_group
 
 
 def assert_same_run(batched, single, batched_dir, single_dir):
@@ -88,12 +88,15 @@ def test_a_resumed_job_and_a_fresh_one_train_together(tmp_path):
 def test_group_keys_separate_what_changes_the_program():
     def key(*overrides):
         cfg = compose(*overrides)
-        return group_key(cfg, validate(cfg))
+        geometry = validate(cfg)
+        return group_key(cfg, geometry, backend_of(cfg, geometry, torch.device("cpu")))
 
     assert key("seed=1", "optim.lr=0.1", "task.image=random", "trainer.steps=3") == key()
     assert key("model.kernel_size=[1,3]") != key()
     assert key("optim=adam") != key()
     assert key("model.backend=loop") is None and key("model.backend=corr2d") is None
+    assert key("model.backend=fused") is None
+    assert key("task.height=512", "task.width=512") is None  # auto: fused, for one big image
     keys = [key(), key("model.kernel_size=[1,3]"), key("seed=2"), key("model.backend=loop")]
     assert group_jobs(keys) == [[0, 2], [1], [3]]
 

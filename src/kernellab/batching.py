@@ -26,16 +26,17 @@ BYTES = 4  # float32
 MAX_GROUP = 4096  # beyond this the per-job Python work (optimizers, logging) dominates anyway
 
 
-def group_key(cfg: DictConfig, geometry: Geometry) -> tuple[Any, ...] | None:
+def group_key(cfg: DictConfig, geometry: Geometry, backend: str) -> tuple[Any, ...] | None:
     """Jobs with equal keys train as one program; None: the job trains alone.
 
     The key is what fixes the program's shape and where it runs: the image's shape (after
     `horizontal`), kernel size, padding, stride, bias, device, thread setting and optimizer class.
     Seeds, pictures, target kernels, learning rates and other optimizer arguments, steps and
     logging settings may differ. `model.backend` other than `torch` (the book's loop, our corr2d)
-    and `trainer.cuda_graph` can't be batched.
+    and `trainer.cuda_graph` can't be batched; nor can the fused one-pass step, which is for one
+    big image (`backend`: `model.backend` with `auto` resolved).
     """
-    if cfg.model.backend != "torch" or cfg.trainer.cuda_graph:
+    if backend != "torch" or cfg.trainer.cuda_graph:
         return None
     return (
         geometry.input_shape,
@@ -57,16 +58,21 @@ def group_jobs(keys: Sequence[tuple[Any, ...] | None]) -> list[list[int]]:
     return list(groups.values())
 
 
-def job_bytes(geometry: Geometry) -> int:
-    """Memory one job adds to a group: its image, target, prediction and their gradients."""
-    (h, w), (oh, ow) = geometry.input_shape, geometry.output_shape
-    return BYTES * (h * w + 5 * oh * ow)
+def job_bytes(geometry: Geometry, backend: str) -> int:
+    """Memory one job needs (and adds to a group), on the generous side: its image and target,
+    and for any backend but `fused` (which allocates nothing image-sized) F.conv2d's working
+    memory: prediction, gradients and unfolded windows (~16x the output for a 1x2 kernel,
+    measured on a 30000² image)."""
+    (h, w), (oh, ow), (kh, kw) = geometry.input_shape, geometry.output_shape, geometry.kernel_size
+    if backend == "fused":
+        return BYTES * (h * w + oh * ow)
+    return BYTES * (2 * h * w + oh * ow * (6 + 8 * kh * kw))
 
 
 def max_group_size(geometry: Geometry, device: torch.device) -> int:
     """How many such jobs fit in MEMORY_SHARE of the device's available memory, and in the open
     files the process may have (each job holds its event file and run-dir lock open)."""
-    fits = int(MEMORY_SHARE * available_memory(device) // max(1, job_bytes(geometry)))
+    fits = int(MEMORY_SHARE * available_memory(device) // job_bytes(geometry, "torch"))
     return max(1, min(MAX_GROUP, fits, (open_files_allowed() - 64) // 2))
 
 

@@ -43,7 +43,12 @@ class TaskConfig:
     orientation: str = _help(
         "vertical", "`vertical`, or `horizontal`: image and target kernel transposed."
     )
-    image: str = _help("stripes", f"Picture: {_choices(IMAGES)} (the book's stripes, or noise).")
+    image: str = _help(
+        "stripes",
+        f"Picture: {_choices(IMAGES)} (the book's stripes, or noise), or a picture file's path"
+        " (PNG, JPEG, ...: grayscale, 0 black to 1 white, its own size).",
+    )
+    resize: list[int] | None = _help(None, "`[height, width]` to resize a picture file to.")
     target_kernel: Any = _help([[-1.0, 1.0]], f"A matrix, or a name: {_choices(NAMED_KERNELS)}.")
 
 
@@ -59,7 +64,10 @@ class ModelConfig:
         "randn", f"{_choices(INITS)}: `randn` as the seed notebook, `uniform` as nn.Conv2d."
     )
     backend: str = _help(
-        "torch", f"{_choices(BACKENDS)}: F.conv2d, our vectorised op, or the book's loop."
+        "auto",
+        f"`auto`, {_choices(BACKENDS)}: F.conv2d; one fused pass for the step (CPU); our"
+        " vectorised op; the book's loop. `auto`: `fused` on the CPU from 256² outputs, else"
+        " `torch`.",
     )
 
 

@@ -53,11 +53,51 @@ IMAGES: dict[str, Callable[[int, int, Sequence[int]], torch.Tensor]] = {
 
 
 def input_image(
-    height: int, width: int, stripe: Sequence[int], image: str, orientation: str
+    height: int,
+    width: int,
+    stripe: Sequence[int],
+    image: str,
+    orientation: str,
+    resize: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """`task.image` drawn at (height, width); `horizontal` is its transpose."""
-    X = IMAGES[image](height, width, stripe)
+    """`task.image`: a name in IMAGES drawn at (height, width), or a photo's path (its own size,
+    or `resize`); `horizontal` is its transpose."""
+    if image in IMAGES:
+        X = IMAGES[image](height, width, stripe)
+    else:
+        X = photo(image, resize)
     return X.t().contiguous() if orientation == "horizontal" else X
+
+
+def photo(path: str, size: Sequence[int] | None = None) -> torch.Tensor:
+    """A picture file (PNG, JPEG, anything Pillow reads) in grayscale, 0 black to 1 white;
+    resized to (height, width) when `size` is given."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        gray = picture.convert("L")
+        if size is not None:
+            gray = gray.resize((size[1], size[0]), Image.Resampling.LANCZOS)
+        X = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
+        return X.view(gray.height, gray.width).float() / 255
+
+
+def photo_size(path: str) -> tuple[int, int] | str:
+    """(height, width) of a picture file from its header, or why it can't be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            width, height = picture.size
+    except FileNotFoundError:
+        return "no such file"
+    except IsADirectoryError:
+        return "is a directory, not a picture"
+    except UnidentifiedImageError:
+        return "not a picture Pillow can read (empty, truncated or another format)"
+    except OSError as error:
+        return error.strerror or str(error)
+    return (height, width) if height and width else "the picture is empty (0 pixels)"
 
 
 def kernel_error(kernel: Sequence[float], target: Sequence[float]) -> float:

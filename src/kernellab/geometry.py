@@ -17,9 +17,9 @@ import torch.optim  # loaded with torch anyway: constructing an optimizer is wha
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from kernellab.config import OBJECTIVES
-from kernellab.data import IMAGES, NAMED_KERNELS
+from kernellab.data import IMAGES, NAMED_KERNELS, photo_size
 from kernellab.errors import ConfigError
-from kernellab.model import BACKENDS, INITS
+from kernellab.model import AUTO, BACKENDS, INITS
 from kernellab.ops import Pair, output_shape, pair
 from kernellab.optim import GradientDescent
 
@@ -54,10 +54,9 @@ def validate(cfg: DictConfig) -> Geometry:
         f"must be [a, b] with 0 <= a <= b <= task.width ({task.width})",
     )
     _require_choice("task.orientation", task.orientation, ("vertical", "horizontal"))
-    _require_choice("task.image", task.image, IMAGES)
     target = _target_kernel(task.target_kernel)
     target_hw = (len(target), len(target[0]))
-    input_hw = (task.height, task.width)
+    input_hw, picture = _input_shape(task)
     if task.orientation == "horizontal":
         target_hw, input_hw = target_hw[::-1], input_hw[::-1]
 
@@ -75,10 +74,10 @@ def validate(cfg: DictConfig) -> Geometry:
         kernel_size[0] <= padded[0] and kernel_size[1] <= padded[1],
         "model.kernel_size",
         list(kernel_size),
-        f"must fit the padded input {list(padded)} (image {list(input_hw)} + padding)",
+        f"must fit the padded input {list(padded)} ({picture} {list(input_hw)} + padding)",
     )
     _require_choice("model.init", model.init, INITS)
-    _require_choice("model.backend", model.backend, BACKENDS)
+    _require_choice("model.backend", model.backend, (AUTO, *BACKENDS))
     optimizer = validate_optimizer(cfg.optim)
     _validate_trainer_and_logger(cfg, optimizer)
     return Geometry(
@@ -89,6 +88,29 @@ def validate(cfg: DictConfig) -> Geometry:
         input_shape=input_hw,
         output_shape=output_shape(input_hw, kernel_size, padding, stride),
     )
+
+
+def _input_shape(task: DictConfig) -> tuple[Pair, str]:
+    """The picture's (height, width) before `horizontal`, and how to name it in a message."""
+    resize = task.resize
+    if resize is not None:
+        _require(
+            len(resize) == 2 and all(_is_int(v) and v >= 1 for v in resize),
+            "task.resize",
+            resize,
+            "must be [height, width] of ints >= 1, or null",
+        )
+    if task.image in IMAGES:
+        return (task.height, task.width), "image"
+    size = photo_size(task.image)
+    _require(
+        isinstance(size, tuple),
+        "task.image",
+        task.image,
+        f"{size}: must be one of {', '.join(IMAGES)}, or the path of a picture file",
+    )
+    shape = tuple(resize) if resize is not None else size
+    return shape, f"image {task.image}"
 
 
 def optimizer_class(optim: DictConfig) -> type:

@@ -21,6 +21,7 @@ from kernellab.console import Heartbeat, number
 from kernellab.data import kernel_error
 from kernellab.model import Conv2D
 from kernellab.signals import StopRequest
+from kernellab.stencil import fused_sse
 
 FLUSH_SECONDS = 1.0  # console and event files lag training by at most this much
 BUFFER_ROWS = 1024
@@ -92,11 +93,23 @@ def make_step(
 def _single_step(
     model: Conv2D, optimizer, X: torch.Tensor, Y: torch.Tensor, active: list[bool]
 ) -> Step:
-    """A group of one: the model's own backend, and not one autograd node more than the book's."""
+    """A group of one: the model's own backend, and not one autograd node more than the book's;
+    `fused`: forward, loss and gradients in one pass over the image."""
+
+    if model.backend == "fused":
+
+        def loss_of() -> torch.Tensor:
+            return fused_sse(
+                X, Y, model.weight, model.bias, model.padding, model.stride, backend="numba"
+            )
+    else:
+
+        def loss_of() -> torch.Tensor:
+            return F.mse_loss(model(X), Y, reduction="sum")
 
     def step() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.mse_loss(model(X), Y, reduction="sum")
+        loss = loss_of()
         loss.backward()
         if active[0]:
             optimizer.step()

@@ -31,12 +31,27 @@ def _on_planes(correlate: Callable[..., torch.Tensor]) -> Correlate:
     return correlate_planes
 
 
-# How the forward pass cross-correlates: all three agree in values and gradients (tests check).
+# How the forward pass cross-correlates: all agree in values and gradients (tests check).
 BACKENDS: dict[str, Correlate] = {
-    "torch": _conv2d,  # F.conv2d: the fastest
+    "torch": _conv2d,  # F.conv2d: the fastest for small images, and on a GPU
+    # the training step fuses forward, loss and gradients in one pass (kernellab.stencil, CPU);
+    # the model's own forward (the prediction picture) is F.conv2d's
+    "fused": _conv2d,
     "corr2d": _on_planes(corr2d),  # the project's vectorised op
     "loop": _on_planes(corr2d_reference),  # the notebook's Python loop
 }
+AUTO = "auto"  # `model.backend`'s default: fused for big images on the CPU, else torch
+
+
+def resolve_backend(name: str, device: torch.device, output_pixels: int) -> str:
+    """`auto` is `fused` on the CPU from MIN_FUSED_PIXELS output pixels on (it is 50x faster
+    than F.conv2d at 512² and needs no image-sized temporaries), else `torch`."""
+    from kernellab.stencil import MIN_FUSED_PIXELS, numba_installed
+
+    if name != AUTO:
+        return name
+    big = device.type == "cpu" and output_pixels >= MIN_FUSED_PIXELS
+    return "fused" if big and numba_installed() else "torch"
 
 
 def _uniform(shape: tuple[int, ...], bound: float) -> torch.Tensor:
@@ -73,7 +88,7 @@ class Conv2D(nn.Module):
         super().__init__()
         size = pair(kernel_size)
         self.padding, self.stride = pair(padding), pair(stride)
-        self.correlate = BACKENDS[backend]
+        self.backend, self.correlate = backend, BACKENDS[backend]
         # Weight first, then bias, from the global RNG: the notebook's order, so a seed reproduces it.
         bound = 1 / math.sqrt(size[0] * size[1])  # `uniform` uses nn.Conv2d's default range
         self.weight = nn.Parameter(INITS[init](size, bound).view(1, 1, *size))

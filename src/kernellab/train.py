@@ -44,7 +44,7 @@ from kernellab.loop import (
     make_step,
     share_storage,
 )
-from kernellab.model import Conv2D
+from kernellab.model import Conv2D, resolve_backend
 from kernellab.signals import StopRequest
 from kernellab.tracking import TensorBoardTracker, hyperparameters
 
@@ -123,7 +123,8 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     device = runtime.resolve_device(first.trainer.device)
     if first.trainer.device == "auto":
         log.info("device: %s (trainer.device=auto)", device)
-    _check_memory(geometries[0], device)  # a group is sized to fit by batching.max_group_size
+    # a group is sized to fit by batching.max_group_size
+    _check_memory(geometries[0], backend_of(first, geometries[0], device), device)
     locks = []
     try:
         for job, state in zip(jobs, resumed, strict=True):
@@ -217,17 +218,23 @@ def check(cfg: DictConfig) -> None:
     device = runtime.resolve_device(cfg.trainer.device)
     if cfg.trainer.cuda_graph:
         _graphed(None, device)
-    _check_memory(geometry, device)
+    backend = backend_of(cfg, geometry, device)
+    if backend == "fused" and device.type != "cpu":
+        raise ConfigError(
+            "model.backend", backend, f"runs on the CPU only; use torch or auto on {device}"
+        )
+    _check_memory(geometry, backend, device)
     _resume_point(cfg, geometry)
 
 
-def _check_memory(geometry: Geometry, device: torch.device) -> None:
+def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> None:
     """Refuse a run whose tensors can't fit, before allocating any (a 30000² image needs 18 GB)."""
-    needed, available = batching.job_bytes(geometry), batching.available_memory(device)
+    needed = batching.job_bytes(geometry, backend)
+    available = batching.available_memory(device)
     if needed <= available:
         return
     (h, w), (oh, ow) = geometry.input_shape, geometry.output_shape
-    key, value = ("model.padding", list(geometry.padding))
+    key, value = "model.padding", geometry.padding[0]
     if oh * ow <= 4 * h * w:  # the image itself, not the padding, is what is too big
         key, value = "task.height", h
     raise ConfigError(
@@ -269,7 +276,7 @@ def _member(
     cfg = job.cfg
     torch.manual_seed(cfg.seed)
     task = _build_task(cfg, geometry, device)
-    model = _build_model(cfg, geometry).to(device)
+    model = _build_model(cfg, geometry, device).to(device)
     optimizer = optimizer_class(cfg.optim)(model.parameters(), **optimizer_arguments(cfg.optim))
     if resumed is not None:
         try:
@@ -406,20 +413,26 @@ def _result(outcome: Outcome, member: Member, device, threads: int, wall: float)
 def _build_task(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Task:
     t = cfg.task
     # drawn on the CPU, so a seed gives the same image on every device
-    image = input_image(t.height, t.width, t.stripe, t.image, t.orientation).to(device)
+    image = input_image(t.height, t.width, t.stripe, t.image, t.orientation, t.resize).to(device)
     kernel = target_kernel(geometry.target_kernel, t.orientation)
     return make_task(image, kernel, geometry.kernel_size, geometry.padding, geometry.stride)
 
 
-def _build_model(cfg: DictConfig, geometry: Geometry) -> Conv2D:
+def _build_model(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Conv2D:
     return Conv2D(
         geometry.kernel_size,
         geometry.padding,
         geometry.stride,
         bias=cfg.model.bias,
         init=cfg.model.init,
-        backend=cfg.model.backend,
+        backend=backend_of(cfg, geometry, device),
     )
+
+
+def backend_of(cfg: DictConfig, geometry: Geometry, device: torch.device) -> str:
+    """`model.backend`, with `auto` resolved for this problem and device."""
+    (oh, ow) = geometry.output_shape
+    return resolve_backend(cfg.model.backend, device, oh * ow)
 
 
 def _graphed(step, device: torch.device) -> CudaGraphStep:
