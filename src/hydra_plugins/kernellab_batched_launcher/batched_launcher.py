@@ -1,24 +1,31 @@
 """`hydra/launcher=batched`: runs a sweep's jobs in this process, in batches.
 
-See the package docstring; the machinery is in `_core` (not re-executed by Hydra's plugin scan).
+See the package docstring. The machinery is in `_core`: Hydra's plugin scan skips `_` modules
+(it re-executes the others, which would give their classes a second identity), and it is
+imported when the launcher is made, not when Hydra scans for plugins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
 
-from ._core import BatchedLauncherCore, LaunchStats
+if TYPE_CHECKING:
+    from hydra.core.utils import JobReturn
+    from hydra.types import HydraContext, TaskFunction
+    from omegaconf import DictConfig
+
+    from ._core import LaunchStats
 
 
 class BatchedLauncher(Launcher):
     def __init__(
         self, batch_runner: bool = True, fast_compose: bool = True, reuse_logging: bool = True
     ) -> None:
+        from ._core import BatchedLauncherCore
+
         self.core = BatchedLauncherCore(
             batch_runner=batch_runner, fast_compose=fast_compose, reuse_logging=reuse_logging
         )

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from ._compose import SweepComposer
-
 
 class BatchedSweeper(BasicSweeper):
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
@@ -21,6 +19,8 @@ class BatchedSweeper(BasicSweeper):
         if callable(compose_batch):
             compose_batch(batch)
             return
+        from ._compose import SweepComposer
+
         assert self.hydra_context is not None and self.config is not None
         composer = getattr(self, "_composer", None)
         if composer is None:
