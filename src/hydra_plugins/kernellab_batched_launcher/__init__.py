@@ -1,0 +1,27 @@
+"""kernellab's batched Hydra launcher: `hydra/launcher=batched` (and `hydra/sweeper=batched`).
+
+Jobs run in this process. A launch prepares the whole batch first (`PreparedJob`: composed
+config, number, output dir), then hands it to the task function's batch runner, if it has one
+(`batch_runner` decorator, attribute `hydra_batch_runner`), or runs the jobs one by one with
+the same per-job plumbing, which reproduces Hydra's `run_job`.
+
+Hydra imports every module here when it scans for plugins, in every app; the machinery is
+imported on first use, so that scan stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._core import BATCH_RUNNER_ATTR, BatchRunner, LaunchStats, PreparedJob, batch_runner
+
+__all__ = ["BATCH_RUNNER_ATTR", "BatchRunner", "LaunchStats", "PreparedJob", "batch_runner"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from . import _core
+
+        return getattr(_core, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,190 @@
+"""Pointing the job's logging at each job's log file without re-configuring logging per job.
+
+Hydra's `run_job` calls `configure_log(hydra.job_logging)` for every job: a full
+`logging.config.dictConfig` (through Hydra's target-policy checks) that tears down and rebuilds
+every handler, only because the file handler's `filename` (`${hydra.runtime.output_dir}/...`)
+differs from job to job. `JobLogging.switch(config)` does that full configuration for the first
+job, and for the next jobs, when their resolved `job_logging` equals the configured one except
+for `logging.FileHandler` file names and nobody has touched the configured loggers and handlers
+since, re-points those file handlers at the new job's files instead. Anything else falls back to
+`configure_log`, which is therefore never wrong, only slower.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from hydra.core.utils import configure_log
+from omegaconf import DictConfig, OmegaConf
+
+
+class _Discard:
+    """Where a parked file handler writes: between jobs, log lines reach no job's file."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_DISCARD = _Discard()
+_STREAMS = {"ext://sys.stdout": "stdout", "ext://sys.stderr": "stderr"}
+
+
+class JobLogging:
+    def __init__(self, reuse: bool = True) -> None:
+        self.reuse = reuse
+        self.full_configures = 0
+        self._key: Any = None  # the configured job_logging without file names, and verbose
+        self._files: dict[str, logging.FileHandler] = {}  # handler name -> the live handler
+        self._fingerprint: Any = None
+        self._opened: set[str] = set()  # files this launch has opened (mode "w" truncates once)
+        self._parked = False
+
+    def switch(self, config: DictConfig) -> None:
+        """Make the job logging of `config` (HydraConfig set to it) the active one."""
+        log_config, verbose = config.hydra.job_logging, config.hydra.verbose
+        if not self.reuse or log_config is None:
+            self._configure(log_config, verbose)
+            return
+        resolved = OmegaConf.to_container(log_config, resolve=True)
+        key, files = _split_file_names(resolved, verbose)
+        if (
+            key is not None
+            and key == self._key
+            and set(files) == set(self._files)
+            and self._fingerprint == _fingerprint(resolved)
+        ):
+            for name, path in files.items():
+                handler = self._files[name]
+                if self._parked or handler.baseFilename != path:
+                    self._open(handler, path)
+            self._parked = False
+            return
+        self._configure(log_config, verbose)
+        if key is None or resolved.get("root") is None:
+            return
+        handlers = getattr(logging, "_handlers", {})
+        live = {name: handlers.get(name) for name in files}
+        if all(type(h) is logging.FileHandler for h in live.values()) and all(
+            live[name].baseFilename == path for name, path in files.items()
+        ):
+            self._key, self._files = key, live  # type: ignore[assignment]
+            self._fingerprint = _fingerprint(resolved)
+            self._opened.update(files.values())
+
+    def park(self) -> None:
+        """Close the job's files; until the next switch, file handlers write nowhere."""
+        if self._key is None:
+            return
+        for handler in self._files.values():
+            handler.acquire()
+            try:
+                if handler.stream is not None:
+                    handler.flush()
+                    handler.stream.close()
+                handler.stream = _DISCARD  # type: ignore[assignment]
+            finally:
+                handler.release()
+        self._parked = True
+
+    def reset(self, log_config: DictConfig | None, verbose: Any) -> None:
+        """Configure `log_config` (Hydra's own logging, between launches) and forget the job's."""
+        self._configure(log_config, verbose)
+        self._opened.clear()
+
+    def _configure(self, log_config: DictConfig | None, verbose: Any) -> None:
+        configure_log(log_config, verbose)
+        self.full_configures += 1
+        self._key, self._files, self._fingerprint, self._parked = None, {}, None, False
+
+    def _open(self, handler: logging.FileHandler, path: str) -> None:
+        # first time: the configured mode, as a fresh FileHandler; again: append
+        mode = handler.mode if path not in self._opened else "a"
+        handler.acquire()
+        try:
+            if handler.stream is not None:
+                handler.flush()
+                handler.stream.close()
+                handler.stream = None  # type: ignore[assignment]
+            handler.baseFilename = path
+            configured_mode, handler.mode = handler.mode, mode
+            try:
+                handler.stream = handler._open()
+            finally:
+                handler.mode = configured_mode
+        finally:
+            handler.release()
+        self._opened.add(path)
+
+
+def _split_file_names(conf: Any, verbose: Any) -> tuple[Any, dict[str, str]]:
+    """(conf without plain FileHandler file names, {handler name: absolute file name}).
+
+    The key is None when the configuration can't be kept across jobs exactly: dictConfig would
+    disable loggers created in between (`disable_existing_loggers`, true by default), a file
+    handler is delayed, or the dict has an unexpected shape.
+    """
+    if not isinstance(conf, dict) or conf.get("disable_existing_loggers", True):
+        return None, {}
+    if conf.get("incremental"):
+        return None, {}
+    handlers = conf.get("handlers") or {}
+    key_handlers: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    for name, spec in handlers.items():
+        if not isinstance(spec, dict):
+            return None, {}
+        if spec.get("class") in ("logging.FileHandler", "FileHandler") and "filename" in spec:
+            if spec.get("delay"):
+                return None, {}
+            files[name] = os.path.abspath(spec["filename"])
+            spec = {k: v for k, v in spec.items() if k != "filename"}
+        key_handlers[name] = spec
+    key = dict(conf, handlers=key_handlers)
+    verbose = list(verbose) if OmegaConf.is_list(verbose) else verbose
+    return (key, verbose), files
+
+
+def _fingerprint(conf: dict[str, Any]) -> Any:
+    """The live state dictConfig set up for `conf`: a change means someone re-configured."""
+    names = [None, *(conf.get("loggers") or {})]
+    loggers = []
+    for name in names:
+        logger = logging.getLogger(name)
+        loggers.append(
+            (
+                name,
+                logger.level,
+                logger.propagate,
+                logger.disabled,
+                tuple(id(h) for h in logger.handlers),
+                tuple(id(f) for f in logger.filters),
+            )
+        )
+    live = getattr(logging, "_handlers", {})
+    handlers = []
+    for name, spec in (conf.get("handlers") or {}).items():
+        handler = live.get(name)
+        if handler is None:
+            return object()  # never equal
+        stream = _STREAMS.get(spec.get("stream")) if isinstance(spec, dict) else None
+        if stream is not None and handler.stream is not getattr(sys, stream):
+            return object()  # e.g. sys.stdout replaced since: re-resolve it as dictConfig would
+        handlers.append(
+            (
+                name,
+                id(handler),
+                handler.level,
+                id(handler.formatter),
+                tuple(id(f) for f in handler.filters),
+            )
+        )
+    return loggers, handlers

@@ -1,0 +1,740 @@
+"""`hydra/launcher=batched` and `hydra/sweeper=batched` (src/hydra_plugins/kernellab_batched_launcher).
+
+Hydra's own launcher test suites, then: the fast composition against Hydra's, job for job the
+same results and files as Hydra's basic launcher, per-job log files, the batch-runner seam,
+the sweeper's single composition, Optuna, the command line and the packaging.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytest
+from hydra._internal.hydra import Hydra
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+from hydra.test_utils.launcher_common_tests import (
+    BatchedSweeperTestSuite,
+    IntegrationTestSuite,
+    LauncherTestSuite,
+)
+from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+
+import kernellab.config  # noqa: F401  (registers the schema)
+from hydra_plugins.kernellab_batched_launcher import (
+    BATCH_RUNNER_ATTR,
+    PreparedJob,
+    _compose,
+    batch_runner,
+)
+from hydra_plugins.kernellab_batched_launcher._compose import SweepComposer
+from tests.conftest import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+HYDRA_TEST_CONFIGS = Path(hydra.__file__).parent / "test_utils" / "configs"
+
+
+@pytest.fixture(autouse=True)
+def plugin_importable_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps started by these tests (Hydra's integration suite, the CLI) import this checkout's
+    plugin, whatever their working directory."""
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SRC), path) if p))
+
+
+def test_discovery() -> None:
+    launchers = [x.__name__ for x in Plugins.instance().discover(Launcher)]
+    sweepers = [x.__name__ for x in Plugins.instance().discover(Sweeper)]
+    assert "BatchedLauncher" in launchers and "BatchedSweeper" in sweepers
+
+
+# --- Hydra's own suites ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "launcher_name, overrides",
+    [
+        ("batched", []),
+        ("batched", ["hydra/sweeper=batched"]),
+        (
+            "batched",
+            ["hydra.launcher.fast_compose=false", "hydra.launcher.reuse_logging=false"],
+        ),
+    ],
+)
+class TestBatchedLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.parametrize(
+    "launcher_name, overrides",
+    [
+        ("batched", ["hydra.sweeper.max_batch_size=2"]),
+        ("batched", ["hydra/sweeper=batched", "hydra.sweeper.max_batch_size=2"]),
+    ],
+)
+class TestBatchedLauncherInBatches(BatchedSweeperTestSuite):
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task_launcher_cfg, extra_flags",
+    [
+        ({}, ["-m", "hydra/launcher=batched"]),
+        ({}, ["-m", "hydra/launcher=batched", "hydra/sweeper=batched"]),
+    ],
+)
+class TestBatchedLauncherIntegration(IntegrationTestSuite):
+    pass
+
+
+# --- the fast composition equals Hydra's ---------------------------------------------------
+
+KERNELLAB_JOBS = [
+    ["seed=3"],
+    ["optim.lr=0.1"],
+    ["model.kernel_size=[1,3]", "optim.lr=0.001"],
+    ["optim=adam"],
+    ["optim=adam", "optim.lr=0.2"],
+    ["optim.lr=0.2", "optim=adam"],
+    ["experiment=sobel_x"],
+    ["experiment=sobel_x", "seed=2", "optim=adam"],
+    ["hparams_search=edge_optuna", "seed=1"],
+    ["++seed=4"],
+    ["+trainer.extra=1"],
+    ["+note=${hydra:job.num}"],
+    ["task.target_kernel=sobel_x"],
+    ["task.stripe=[1,3]"],
+    ["trainer.steps=${seed}", "seed=7"],
+    ["trainer.resume=null"],
+    ["trainer.resume=/tmp/somewhere"],
+    ["trainer.device='cpu'"],
+    ["task.target_kernel=[[1,0],[0,-1]]"],
+    ["hydra.job.name=other", "seed=1"],  # a hydra override: Hydra's full path
+    # Hydra's errors, each the same either way
+    ["optim.lr=abc"],
+    ["boo=bar"],
+    ["optim=nope"],
+    ["task.stripe=[a,b]"],
+    ["+seed=1"],
+    ["~logger.snapshot_every"],
+    ["seed=1,2"],
+    ["seed="],
+]
+
+HYDRA_TEST_JOBS = [
+    ("db_conf", [], ["db=mysql", "db.user=someone"]),
+    ("db_conf", [], ["db=postgresql", "db.user=someone"]),
+    ("db_conf", [], ["db.user=someone"]),
+    ("compose", [], ["+a=0"]),
+    ("compose", [], ["group1=file2", "bar=200"]),
+    ("compose", [], ["+group2=file1"]),
+    ("compose", [], ["~group1"]),
+    ("compose", ["hydra.job.config.override_dirname.kv_sep=_"], ["bar=1", "foo=2"]),
+    ("unspecified_mandatory_default", [], ["group1=file1"]),
+    ("unspecified_mandatory_default", [], []),
+    ("custom_resolver", [], []),
+]
+
+
+@pytest.fixture
+def config_loader() -> Iterator[Callable[..., Any]]:
+    def load(config_dir: Path, config_name: str, hydra_overrides: list[str]) -> Any:
+        GlobalHydra.instance().clear()
+        hydra.initialize_config_dir(config_dir=str(config_dir), version_base="1.3")
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(
+            config_name, ["hydra.sweep.dir=/tmp/sweep", *hydra_overrides], RunMode.MULTIRUN
+        )
+        # as Hydra's sweep does before launching: ${now:} values are fixed on the master
+        for key in ("hydra.sweep.dir", "hydra.run.dir", "hydra.output_subdir"):
+            OmegaConf.select(master, key)
+        return loader, master
+
+    if not OmegaConf.has_resolver("my_custom_resolver"):
+        OmegaConf.register_new_resolver("my_custom_resolver", lambda: "foo")
+    yield load
+    GlobalHydra.instance().clear()
+
+
+def compose_both(loader: Any, master: DictConfig, overrides: list[str]) -> tuple[Any, Any]:
+    results = []
+    for compose in (
+        lambda: loader.load_sweep_config(master, list(overrides)),
+        lambda: SweepComposer(loader, master).compose(overrides),
+    ):
+        try:
+            results.append(compose())
+        except Exception as error:
+            results.append(error)
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize("overrides", KERNELLAB_JOBS, ids=" ".join)
+def test_fast_composition_equals_hydras_for_kernellab(config_loader, overrides) -> None:
+    loader, master = config_loader(ROOT / "conf", "config", [])
+    expected, actual = compose_both(loader, master, overrides)
+    assert_same_outcome(expected, actual)
+
+
+@pytest.mark.parametrize(
+    "config_name, hydra_overrides, overrides", HYDRA_TEST_JOBS, ids=lambda v: str(v)
+)
+def test_fast_composition_equals_hydras_for_hydras_test_configs(
+    config_loader, config_name, hydra_overrides, overrides
+) -> None:
+    loader, master = config_loader(HYDRA_TEST_CONFIGS, config_name, hydra_overrides)
+    expected, actual = compose_both(loader, master, overrides)
+    assert_same_outcome(expected, actual)
+
+
+def test_fast_composition_composes_once_per_group_choice(config_loader) -> None:
+    loader, master = config_loader(ROOT / "conf", "config", [])
+    composer = SweepComposer(loader, master)
+    for lr in (0.1, 0.2):
+        for optim in ("sgd", "adam"):
+            for seed in range(3):
+                composer.compose([f"optim={optim}", f"optim.lr={lr}", f"seed={seed}"])
+    composer.compose(["hydra.job.name=x"])
+    assert composer.stats == {"fast": 12, "full": 1, "bases": 2}
+
+
+def test_task_config_is_the_job_config_without_hydra(config_loader) -> None:
+    loader, master = config_loader(ROOT / "conf", "config", [])
+    composer = SweepComposer(loader, master)
+    for overrides in (["seed=3", "optim=adam"], ["+extra=${seed}"], ["hydra.job.name=x"]):
+        job = composer.compose_job(overrides)
+        expected = _compose.without_hydra(job.config)
+        assert_same_config(expected, job.task_config())
+
+
+def assert_same_outcome(expected: Any, actual: Any) -> None:
+    if isinstance(expected, Exception):
+        assert type(actual) is type(expected), actual
+        assert str(actual) == str(expected)
+        return
+    assert not isinstance(actual, Exception), actual
+    assert_same_config(expected, actual)
+    for cfg in (expected, actual):  # what the launcher sets before the job runs
+        with read_write(cfg.hydra), open_dict(cfg.hydra):
+            cfg.hydra.job.num = cfg.hydra.job.id = 5
+            cfg.hydra.runtime.output_dir = "/tmp/sweep/job"
+    resolved = []
+    for cfg in (expected, actual):
+        HydraConfig.instance().set_config(cfg)
+        resolved.append(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    assert resolved[0] == resolved[1]
+
+
+def assert_same_config(a: Any, b: Any, path: str = "") -> None:
+    """Same values, interpolations, node types, flags and typing metadata, recursively."""
+    assert type(a) is type(b), path
+    if path == "":
+        assert OmegaConf.to_yaml(a) == OmegaConf.to_yaml(b)
+    meta_a, meta_b = a._metadata, b._metadata
+    for field in ("ref_type", "object_type", "optional", "key", "flags", "flags_root"):
+        assert getattr(meta_a, field, None) == getattr(meta_b, field, None), (path, field)
+    if isinstance(a, DictConfig | ListConfig):
+        for field in ("key_type", "element_type"):
+            assert getattr(meta_a, field, None) == getattr(meta_b, field, None), (path, field)
+        assert a._is_none() == b._is_none() and a._is_missing() == b._is_missing(), path
+        if a._is_none() or a._is_missing() or a._is_interpolation():
+            assert a._value() == b._value(), path
+            return
+        keys = list(a.keys()) if isinstance(a, DictConfig) else list(range(len(a)))
+        assert keys == (list(b.keys()) if isinstance(b, DictConfig) else list(range(len(b))))
+        for key in keys:
+            assert_same_config(a._get_node(key), b._get_node(key), f"{path}.{key}")
+    else:
+        assert a._value() == b._value(), path
+        assert type(a._value()) is type(b._value()), path
+
+
+# --- job for job what Hydra's basic launcher gives ----------------------------------------
+
+
+class Recorder(Callback):
+    """Records the job callbacks (configured by tests with hydra.callbacks.recorder)."""
+
+    events: list[tuple[str, Any]] = []  # noqa: RUF012
+    returns: list[JobReturn] = []  # noqa: RUF012
+    handlers_at_end: list[tuple[str, str | None]] = []  # noqa: RUF012
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        Recorder.events.append(("start", config.hydra.job.num))
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        Recorder.events.append(("end", config.hydra.job.num))
+        Recorder.returns.append(job_return)
+
+
+def handler_files() -> list[tuple[str, str | None]]:
+    return [
+        (type(h).__name__, getattr(h, "baseFilename", None)) for h in logging.getLogger().handlers
+    ]
+
+
+def multirun(
+    sweep_dir: Path,
+    task: Callable[[DictConfig], Any],
+    *overrides: str,
+    raises: type[BaseException] | None = None,
+) -> list[JobReturn]:
+    """`train.py -m OVERRIDES` in this process, with `task` as the task function: the jobs'
+    JobReturns in the order they ended. A sweeper raises a failed job's exception after its
+    batch: `raises` expects that."""
+    state = copy.deepcopy(hydra.core.singleton.Singleton.get_state())
+    Recorder.events, Recorder.returns = [], []
+    try:
+        app = Hydra.create_main_hydra_file_or_module(
+            calling_file=str(ROOT / "train.py"),
+            calling_module=None,
+            config_path="conf",
+            job_name="train",
+        )
+        argv = [
+            *overrides,
+            "~hydra.callbacks.sweep_report",
+            f"+hydra.callbacks.recorder._target_={__name__}.Recorder",
+            f"hydra.sweep.dir={sweep_dir}",
+        ]
+        if raises is None:
+            app.multirun("config", task, argv, with_log_configuration=True)
+        else:
+            with pytest.raises(raises):
+                app.multirun("config", task, argv, with_log_configuration=True)
+        return list(Recorder.returns)
+    finally:
+        Recorder.handlers_at_end = handler_files()
+        GlobalHydra.instance().clear()
+        hydra.core.singleton.Singleton.set_state(state)
+        for handler in logging.getLogger().handlers[:]:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+class Observer:
+    """A task function recording what a job sees."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, cfg: DictConfig) -> Any:
+        hc = HydraConfig.get()
+        logging.getLogger("kernellab.test").info("job %s seed %s", hc.job.num, cfg.seed)
+        self.seen.append(
+            {
+                "cfg": OmegaConf.to_yaml(cfg),
+                "hydra": OmegaConf.to_yaml(hc),
+                "run_dir": hc.run.dir,
+                "sweep_subdir": hc.sweep.subdir,
+                "output_subdir": hc.output_subdir,
+                "output_dir": hc.runtime.output_dir,
+                "cwd": os.getcwd(),
+                "env": os.environ.get("KL_BATCHED_TEST"),
+                "handlers": handler_files(),
+            }
+        )
+        if cfg.seed == 13:
+            raise ValueError("unlucky")
+        return cfg.seed * 10
+
+
+def job_files(job_dir: Path) -> dict[str, str]:
+    files = {}
+    for path in sorted(job_dir.rglob("*")):
+        if path.is_file():
+            text = path.read_text()
+            if path.suffix == ".log":  # timestamps differ
+                text = re.sub(r"^\[[^\]]*\]", "[time]", text, flags=re.M)
+            files[str(path.relative_to(job_dir))] = text
+    return files
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["hydra.job.chdir=true"],
+        ["hydra.launcher.reuse_logging=false", "hydra.launcher.fast_compose=false"],
+        ["hydra/sweeper=batched"],
+    ],
+    ids=["default", "chdir", "plain", "batched-sweeper"],
+)
+def test_jobs_match_the_basic_launchers(tmp_path: Path, extra: list[str]) -> None:
+    sweep = [
+        "seed=1,13",
+        "optim=sgd,adam",
+        "+trainer.extra=${seed}",
+        "+hydra.job.env_set.KL_BATCHED_TEST=yes",
+        *extra,
+    ]
+    results = {}
+    for launcher in ("basic", "batched"):
+        observer = Observer()
+        own = [a for a in sweep if launcher == "batched" or not a.startswith("hydra.launcher.")]
+        argv = [f"hydra/launcher={launcher}", *own]
+        returns = multirun(tmp_path / launcher, observer, *argv, raises=ValueError)
+        results[launcher] = (returns, observer.seen, list(Recorder.events))
+
+    def same(value: Any) -> Any:  # the two sweeps differ in their dirs and launcher only
+        text = str(value).replace(str(tmp_path / "batched"), str(tmp_path / "basic"))
+        text = re.sub(r"(hydra/(?:launcher|sweeper))(=|: )(basic|batched)", r"\1\2X", text)
+        text = re.sub(r"\d\d-\d\d-\d\d-\d{6}", "<time>", text)  # ${now:} differs by sweep
+        text = re.sub(r"(?m)^ *- hydra\.launcher\..*\n", "", text)
+        return re.sub(r"(?m)^( *)(launcher|sweeper):\n(?:\1  .*\n)+", r"\1\2: X\n", text)
+
+    (basic, seen_basic, events_basic), (batched, seen_batched, events_batched) = (
+        results["basic"],
+        results["batched"],
+    )
+    assert len(basic) == len(batched) == 4
+    assert events_basic == events_batched == [(e, n) for n in range(4) for e in ("start", "end")]
+    for rb, rx, sb, sx in zip(basic, batched, seen_basic, seen_batched, strict=True):
+        assert rx.overrides == rb.overrides
+        assert rx.status == rb.status
+        assert rx.task_name == rb.task_name == "train"
+        if rb.status == JobStatus.COMPLETED:
+            assert rx.return_value == rb.return_value
+        else:
+            assert type(rx._return_value) is type(rb._return_value) is ValueError
+        assert same(rx.working_dir) == rb.working_dir
+        assert_same_config(rb.cfg, rx.cfg)
+        assert same(OmegaConf.to_yaml(rx.hydra_cfg)) == same(OmegaConf.to_yaml(rb.hydra_cfg))
+        assert {k: same(v) for k, v in sx.items()} == {k: same(v) for k, v in sb.items()}
+        dirs = [Path(r.hydra_cfg.hydra.runtime.output_dir) for r in (rb, rx)]
+        files_basic, files_batched = job_files(dirs[0]), job_files(dirs[1])
+        assert set(files_batched) == {".hydra/config.yaml", ".hydra/hydra.yaml"} | {
+            ".hydra/overrides.yaml",
+            "train.log",
+        }
+        assert {k: same(v) for k, v in files_batched.items()} == {
+            k: same(v) for k, v in files_basic.items()
+        }
+    # every job's log has its own line and only it
+    logs = [(Path(r.hydra_cfg.hydra.runtime.output_dir) / "train.log").read_text() for r in batched]
+    for num, text in enumerate(logs):
+        assert re.findall(r"job (\d+) seed", text) == [str(num)]
+    # after the sweep, Hydra's own logging (the console only) is back
+    assert Recorder.handlers_at_end == [("StreamHandler", None)]
+
+
+def test_logging_is_configured_once_per_launch(tmp_path: Path, monkeypatch) -> None:
+    from hydra_plugins.kernellab_batched_launcher import _logging
+
+    calls = []
+    real = _logging.configure_log
+    monkeypatch.setattr(_logging, "configure_log", lambda *a: calls.append(a) or real(*a))
+    multirun(tmp_path / "s", Observer(), "hydra/launcher=batched", "seed=range(5)")
+    assert len(calls) == 3  # Hydra's logging, the first job's, Hydra's again
+    calls.clear()
+    multirun(
+        tmp_path / "t",
+        Observer(),
+        "hydra/launcher=batched",
+        "seed=range(5)",
+        "hydra.job_logging.disable_existing_loggers=true",  # dictConfig must run per job
+    )
+    assert len(calls) == 2 + 5
+
+
+def test_a_job_that_reconfigures_logging_changes_what_the_basic_launcher_changes(
+    tmp_path: Path,
+) -> None:
+    """Jobs that add a root handler or change a handler's level: each later job starts from
+    its own fresh job logging, as with the basic launcher (which configures it per job)."""
+    lines = {}
+    for launcher in ("basic", "batched"):
+        extra = tmp_path / f"{launcher}.log"
+        observer = Observer()
+
+        def task(cfg: DictConfig, extra: Path = extra, observer: Observer = observer) -> Any:
+            num = HydraConfig.get().job.num
+            if num == 1:
+                logging.getLogger().addHandler(logging.FileHandler(extra))
+            if num == 2:
+                logging.getLogger().handlers[-1].setLevel(logging.ERROR)
+            if num == 3:
+                logging.getLogger("kernellab").setLevel(logging.WARNING)
+            return observer(cfg)
+
+        returns = multirun(tmp_path / launcher, task, f"hydra/launcher={launcher}", "seed=range(5)")
+        lines[launcher] = [
+            re.findall(
+                r"job (\d+) seed",
+                Path(r.hydra_cfg.hydra.runtime.output_dir, "train.log").read_text(),
+            )
+            for r in returns
+        ] + [re.findall(r"job (\d+) seed", extra.read_text())]
+        logging.getLogger("kernellab").setLevel(logging.NOTSET)
+    assert lines["batched"] == lines["basic"]
+    assert lines["basic"] == [["0"], ["1"], [], [], [], ["1"]]
+
+
+# --- the batch-runner seam -----------------------------------------------------------------
+
+
+def make_task() -> Callable[[DictConfig], Any]:
+    """A fresh task function (batch_runner sets an attribute on the one it decorates)."""
+
+    def seed_task(cfg: DictConfig) -> Any:
+        logging.getLogger("kernellab.test").info("sequential %s", cfg.seed)
+        return cfg.seed
+
+    return seed_task
+
+
+def test_batch_runner_gets_prepared_jobs_and_drives_them(tmp_path: Path) -> None:
+    seen: list[PreparedJob] = []
+    outside = logging.getLogger("kernellab.test")
+
+    def run_batch(jobs: list[PreparedJob]) -> None:
+        seen.extend(jobs)
+        for job in jobs:
+            assert not job.started and not job.finished
+            job.start()
+        assert Recorder.events == [("start", n) for n in range(3)]
+        outside.info("between jobs")
+        for step in range(2):
+            for job in jobs:
+                with job.activate():
+                    assert HydraConfig.get().job.num == job.idx
+                    outside.info("job %s step %s", job.idx, step)
+        for job in jobs:
+            job.finish(job.task_cfg.seed * 100)
+
+    task = batch_runner(run_batch)(make_task())
+    returns = multirun(tmp_path / "s", task, "hydra/launcher=batched", "seed=5,6,7")
+    assert [r.return_value for r in returns] == [500, 600, 700]
+    assert [j.idx for j in seen] == [0, 1, 2]
+    assert [j.overrides for j in seen] == [["seed=5"], ["seed=6"], ["seed=7"]]
+    for job, ret in zip(seen, returns, strict=True):
+        assert job.result is ret
+        assert job.output_dir == tmp_path / "s" / f"{job.idx}_seed={job.task_cfg.seed}"
+        assert job.config.hydra.runtime.output_dir == str(job.output_dir)
+        assert job.hydra_cfg.hydra.job.num == job.idx and job.config.hydra.job.id == str(job.idx)
+        assert "hydra" not in job.task_cfg and job.task_cfg.seed == 5 + job.idx
+        assert (job.output_dir / ".hydra" / "hydra.yaml").is_file()
+        log = (job.output_dir / "train.log").read_text()
+        assert re.findall(r"job (\d) step (\d)", log) == [(str(job.idx), "0"), (str(job.idx), "1")]
+        assert "between jobs" not in log and "sequential" not in log
+    assert Recorder.events[3:] == [("end", n) for n in range(3)]
+
+
+def test_batch_runner_may_run_jobs_the_normal_way(tmp_path: Path) -> None:
+    task = batch_runner(lambda jobs: [job.run() for job in jobs])(make_task())
+    returns = multirun(tmp_path / "s", task, "hydra/launcher=batched", "seed=1,2")
+    assert [r.return_value for r in returns] == [1, 2]
+    for ret in returns:
+        log = Path(ret.hydra_cfg.hydra.runtime.output_dir, "train.log").read_text()
+        assert f"sequential {ret.return_value}" in log
+
+
+def test_batch_runner_is_ignored_when_switched_off(tmp_path: Path) -> None:
+    calls = []
+    task = batch_runner(calls.append)(make_task())
+    argv = ["hydra/launcher=batched", "hydra.launcher.batch_runner=false", "seed=1,2"]
+    returns = multirun(tmp_path / "s", task, *argv)
+    assert [r.return_value for r in returns] == [1, 2] and calls == []
+
+
+def test_jobs_a_batch_runner_leaves_unfinished_fail(tmp_path: Path) -> None:
+    def run_batch(jobs: list[PreparedJob]) -> None:
+        jobs[0].finish("done")
+
+    task = batch_runner(run_batch)(make_task())
+    with pytest.raises(RuntimeError, match="the batch runner did not finish job 1"):
+        multirun(tmp_path / "s", task, "hydra/launcher=batched", "seed=1,2")
+    assert Recorder.events == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
+
+
+def test_a_batch_runner_that_raises_fails_its_unfinished_jobs(tmp_path: Path) -> None:
+    def run_batch(jobs: list[PreparedJob]) -> None:
+        jobs[0].run()
+        jobs[1].start()
+        raise ValueError("batch exploded")
+
+    task = batch_runner(run_batch)(make_task())
+    with pytest.raises(ValueError, match="batch exploded"):
+        multirun(tmp_path / "s", task, "hydra/launcher=batched", "seed=1,2,3")
+    assert [e for e in Recorder.events if e[0] == "end"] == [("end", 0), ("end", 1), ("end", 2)]
+
+
+@pytest.mark.parametrize("order", ["inside", "outside"])
+def test_batch_runner_decorator_works_on_either_side_of_hydra_main(order: str) -> None:
+    from hydra_plugins.kernellab_batched_launcher._core import find_batch_runner
+
+    def run_batch(jobs: list[PreparedJob]) -> None:
+        pass
+
+    def main(cfg: DictConfig) -> None:
+        pass
+
+    decorate_main = hydra.main(version_base="1.3", config_path=None)
+    if order == "inside":
+        app = decorate_main(batch_runner(run_batch)(main))
+    else:
+        app = batch_runner(run_batch)(decorate_main(main))
+    # Hydra hands the launcher the innermost function
+    assert find_batch_runner(app.__wrapped__) is run_batch
+    assert getattr(main, BATCH_RUNNER_ATTR) is run_batch
+    assert find_batch_runner(make_task()) is None
+
+
+# --- the sweeper: one composition per job -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "launcher, sweeper, full, fast",
+    [
+        ("basic", "basic", 2 * 4, 0),
+        ("batched", "basic", 4 + 1, 4),
+        ("batched", "batched", 1, 4),
+        ("basic", "batched", 1 + 4, 4),
+    ],
+)
+def test_how_often_each_job_is_composed(
+    tmp_path: Path, monkeypatch, launcher, sweeper, full, fast
+) -> None:
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    counts = {"full": 0, "fast": 0}
+    real_load = ConfigLoaderImpl.load_sweep_config
+    real_compose = SweepComposer.compose_job
+
+    def load(self, *args, **kwargs):
+        counts["full"] += 1
+        return real_load(self, *args, **kwargs)
+
+    def compose(self, overrides):
+        result = real_compose(self, overrides)
+        counts["fast"] += result._base is not None
+        return result
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", load)
+    monkeypatch.setattr(SweepComposer, "compose_job", compose)
+    argv = [f"hydra/launcher={launcher}", f"hydra/sweeper={sweeper}", "seed=range(4)"]
+    returns = multirun(tmp_path / "s", make_task(), *argv)
+    assert [r.return_value for r in returns] == [0, 1, 2, 3]
+    assert counts == {"full": full, "fast": fast}
+
+
+def test_batched_sweeper_refuses_a_bad_job_before_running_any(tmp_path: Path) -> None:
+    calls = []
+
+    def task(cfg: DictConfig) -> None:
+        calls.append(cfg)
+
+    for sweeper in ("basic", "batched"):
+        argv = ["hydra/launcher=batched", f"hydra/sweeper={sweeper}", "optim.lr=0.1,abc"]
+        with pytest.raises(Exception, match=r"optim\.lr=abc"):
+            multirun(tmp_path / sweeper, task, *argv)
+    assert calls == []
+
+
+# --- Optuna, and the command line ---------------------------------------------------------
+
+
+def test_optuna_sweeper_with_the_batched_launcher(tmp_path: Path) -> None:
+    argv = [
+        "hydra/launcher=batched",
+        "hparams_search=edge_optuna",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.sampler.seed=0",
+    ]
+    observer = Observer()
+    returns = multirun(tmp_path / "s", lambda cfg: float(observer(cfg)), *argv)
+    assert len(returns) == 4
+    assert [r.hydra_cfg.hydra.job.num for r in returns] == [0, 1, 2, 3]
+    assert all(r.status == JobStatus.COMPLETED for r in returns)
+    for ret in returns:
+        keys = {o.split("=")[0] for o in ret.overrides}
+        assert keys == {"hparams_search", "optim.lr", "model.kernel_size", "optim"}
+        log = Path(ret.hydra_cfg.hydra.runtime.output_dir, "train.log").read_text()
+        assert re.findall(r"job (\d+) seed", log) == [str(ret.hydra_cfg.hydra.job.num)]
+    assert (tmp_path / "s" / "optimization_results.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_cli_sweep_trains_every_job(tmp_path: Path) -> None:
+    from kernellab.artifacts import read_metrics
+
+    proc = run_cli(
+        "-m",
+        "hydra/launcher=batched",
+        "hydra/sweeper=batched",
+        "seed=0,1,2",
+        "trainer.steps=5",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == [f"{i}_seed={i},trainer.steps=5" for i in range(3)]
+    for job in jobs:
+        assert read_metrics(job)["status"] == "completed"
+        assert "step 5, loss" in (job / "train.log").read_text()
+    assert (tmp_path / "sweep" / "summary.csv").is_file()
+    assert "best: job" in proc.stdout
+
+
+@pytest.mark.slow
+def test_cli_optuna_study(tmp_path: Path) -> None:
+    proc = run_cli(
+        "-m",
+        "hydra/launcher=batched",
+        "hparams_search=edge_optuna",
+        "hydra.sweeper.n_trials=3",
+        "trainer.steps=5",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "sweep" / "optimization_results.yaml").is_file()
+    assert len([p for p in (tmp_path / "sweep").iterdir() if (p / "metrics.json").is_file()]) == 3
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
+    project = tmp_path / "project"  # a copy: building in place would leave build/ behind
+    shutil.copytree(
+        ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
+    subprocess.run(
+        [*pip_wheel, "--no-build-isolation", "--wheel-dir", str(tmp_path / "dist"), str(project)],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    (wheel,) = (tmp_path / "dist").glob("kernellab-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    plugin = "hydra_plugins/kernellab_batched_launcher/"
+    modules = ("__init__.py", "batched_launcher.py", "batched_sweeper.py", "config.py", "_core.py")
+    assert {plugin + m for m in modules} <= names
+    assert "kernellab/train.py" in names
+    assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with others
