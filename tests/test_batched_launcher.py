@@ -45,7 +45,7 @@ from hydra_plugins.kernellab_batched_launcher import (
     batch_runner,
 )
 from hydra_plugins.kernellab_batched_launcher._compose import SweepComposer
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"

@@ -116,6 +116,7 @@ class RunLock:
         self.file.flush()
 
     def release(self) -> None:
+        self.path.unlink(missing_ok=True)  # while still held: no other process is using it
         self.file.close()  # closing drops the lock
 
 

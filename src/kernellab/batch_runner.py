@@ -1,0 +1,138 @@
+"""`hydra/launcher=batched` for kernellab: a batch of sweep jobs trained as few programs as can be.
+
+The launcher (src/hydra_plugins/kernellab_batched_launcher) composes and places every job of a
+batch, then hands them here. Jobs are grouped by `batching.group_key`; each group (split to fit
+the device's memory) trains as one program with `train_group`, and every job still gets its own
+dir, `.hydra/`, log file, metrics, checkpoint, event file and return value. A job that can't be
+batched runs alone, in this process, through the ordinary task function.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra_plugins.kernellab_batched_launcher import PreparedJob
+
+from kernellab import batching, runtime
+from kernellab.artifacts import write_metrics
+from kernellab.callbacks import finish_sweep
+from kernellab.cli import record_failure, signal_exit_status
+from kernellab.errors import UserError
+from kernellab.geometry import validate
+from kernellab.train import Job, TrainResult, backend_of, check, summary_lines, train_group
+
+log = logging.getLogger("kernellab")
+
+FILE_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/hydra/job_logging
+
+
+def run_batch(jobs: Sequence[PreparedJob]) -> None:
+    """Train the batch; after SIGINT/SIGTERM, record what never started and exit 130/143."""
+    keys = {}
+    for job in jobs:
+        cfg = job.task_cfg
+        try:
+            check(cfg)
+            geometry = validate(cfg)
+            backend = backend_of(cfg, geometry, runtime.resolve_device(cfg.trainer.device))
+            keys[job.idx] = batching.group_key(cfg, geometry, backend)
+        except UserError as error:  # refused: that job fails, the others go on
+            _fail(job, error)
+    ready = [job for job in jobs if not job.finished]
+    groups = batching.group_jobs([keys[job.idx] for job in ready])
+    alone = [ready[g[0]] for g in groups if keys[ready[g[0]].idx] is None]
+    if alone:
+        log.info(
+            "%d job(s) can't be batched (model.backend other than torch, or trainer.cuda_graph):"
+            " they run one at a time",
+            len(alone),
+        )
+    for number, indices in enumerate(groups, 1):
+        members = [ready[i] for i in indices]
+        if keys[members[0].idx] is None:
+            members[0].run()
+            continue
+        for part in batching.split(indices, _group_size(members[0])):
+            signal_name = _train([ready[i] for i in part], number, len(groups))
+            if signal_name:
+                _stop(jobs, signal_name)
+
+
+def _group_size(job: PreparedJob) -> int:
+    cfg = job.task_cfg
+    return batching.max_group_size(validate(cfg), runtime.resolve_device(cfg.trainer.device))
+
+
+def _train(group: list[PreparedJob], number: int, groups: int) -> str | None:
+    """Train one group; every job ends finished. Returns the signal that stopped it, if any."""
+    for job in group:
+        job.start()
+    loggers = [_job_logger(job) for job in group]
+    first = group[0]
+    log.info(
+        "group %d of %d: %d job(s) as one program (%s)",
+        number,
+        groups,
+        len(group),
+        " ".join(first.overrides) or "defaults",
+    )
+    try:
+        cores = runtime.cores_for_this_job(first.config.hydra.launcher)
+        results = train_group(
+            [Job(j.task_cfg, j.output_dir, lg) for j, lg in zip(group, loggers, strict=True)],
+            cores,
+        )
+        for job, result, logger in zip(group, results, loggers, strict=True):
+            _finish(job, result, logger)
+    except Exception as error:  # a bug or a refusal of the whole group: every job records it
+        if not isinstance(error, UserError):
+            log.exception("group %d failed", number)
+        for job in group:
+            if not job.finished:
+                _fail(job, error)
+        return None
+    finally:
+        for logger in loggers:
+            for handler in logger.handlers:
+                handler.close()
+    return next((r.signal for r in results if r.signal), None)
+
+
+def _finish(job: PreparedJob, result: TrainResult, logger: logging.Logger) -> None:
+    for line in summary_lines(result):
+        logger.info(line)
+    job.finish(result.objective(job.task_cfg.objective))
+
+
+def _fail(job: PreparedJob, error: Exception) -> None:
+    if not job.started:
+        job.start()
+    with job.activate(env=False):
+        value = record_failure(job.output_dir, error)
+    job.finish(value)
+
+
+def _stop(jobs: Sequence[PreparedJob], signal_name: str) -> None:
+    """After a signal: every job not yet started is recorded as such; the summary is written."""
+    for job in jobs:
+        if not job.finished:
+            job.start()
+            write_metrics(job.output_dir, {"status": "not started", "final_loss": None})
+            job.finish(math.inf)
+    sweep_dir = Path(jobs[0].config.hydra.sweep.dir)
+    finish_sweep(sweep_dir)
+    sys.exit(signal_exit_status(signal_name))
+
+
+def _job_logger(job: PreparedJob) -> logging.Logger:
+    """A logger of the job's own: its lines go to its log file only (not the console, where a
+    thousand jobs' progress would be noise). Not registered with `logging`: freed with the job."""
+    logger = logging.Logger("kernellab")
+    handler = logging.FileHandler(job.output_dir / f"{job.config.hydra.job.name}.log")
+    handler.setFormatter(logging.Formatter(FILE_FORMAT))
+    logger.addHandler(handler)
+    return logger
