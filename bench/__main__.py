@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [--only NAME,...] [--out PATH]`: run the suite, write RESULTS.md.
 
-Benchmarks (issue 5): step (1), large (2), backends (3), cold (4), sweep (5), peer (6), gpu (7).
+Benchmarks: step (1), large (2), backends (3), cold (4), sweep (5), peer (6), gpu (7),
+batched (8).
 Results are written after every benchmark, so an interrupted run keeps what it measured.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from bench import BENCH_DIR, gpu
 from bench.backends import backends
+from bench.batched import batched
 from bench.peer import peer
 from bench.report import Section, document
 from bench.scale import FULL, QUICK, Scale
@@ -31,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, Benchmark]] = {
     "sweep": ("5. Sweep overhead", sweeps),
     "peer": ("6. Peer: Lightning", peer),
     "gpu": ("7. GPU", gpu.run),
+    "batched": ("8. Batched sweeps", batched),
 }
 SMALL_PRINT = re.compile(r"\s*<sub>.*?</sub>")
 PREAMBLE = [

@@ -25,6 +25,7 @@ class Scale:
     joblib_reps: int = 2
     peer_steps: tuple[int, int] = (50, 350)  # per-step cost = difference of two fits
     profiled_jobs: int = 4  # the sweep run under cProfile for the breakdown
+    batched_seeds: int = 1000  # `python train.py -m hydra/launcher=batched 'seed=range(N)'`
 
 
 FULL = Scale()
@@ -47,4 +48,5 @@ QUICK = Scale(
     joblib_reps=1,
     peer_steps=(10, 60),
     profiled_jobs=2,
+    batched_seeds=50,
 )

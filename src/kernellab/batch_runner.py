@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra_plugins.kernellab_batched_launcher import PreparedJob
-
 from kernellab import batching, runtime
 from kernellab.artifacts import write_metrics
 from kernellab.callbacks import finish_sweep

@@ -62,10 +62,7 @@ def input_image(
 ) -> torch.Tensor:
     """`task.image`: a name in IMAGES drawn at (height, width), or a photo's path (its own size,
     or `resize`); `horizontal` is its transpose."""
-    if image in IMAGES:
-        X = IMAGES[image](height, width, stripe)
-    else:
-        X = photo(image, resize)
+    X = IMAGES[image](height, width, stripe) if image in IMAGES else photo(image, resize)
     return X.t().contiguous() if orientation == "horizontal" else X
 
 

@@ -24,7 +24,8 @@ import yaml
 
 from kernellab.artifacts import atomic_write, read_metrics
 from kernellab.errors import EXIT_USAGE
-from kernellab.tracking import LOSS_TAG, read_scalars
+from kernellab.eventfile import scalar_curve
+from kernellab.tracking import LOSS_TAG
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,12 @@ def _job_number(job_dir: Path) -> int | None:
 def _read_yaml(path: Path) -> Any:
     """The file's content, or None when it is absent or half-written (Hydra writes in place)."""
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=_LOADER)  # libyaml: 1,000 jobs' files
     except (OSError, ValueError, yaml.YAMLError):
         return None
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _finite(value: Any) -> float | None:
@@ -283,7 +287,7 @@ def _plot_curves(ax: Any, rows: list[JobRow], labels: list[str]) -> None:
         if not any(row.dir.glob("events.out.tfevents.*")):
             continue
         # what a log scale can show: drops NaN, inf and 0
-        points = [(s, v) for s, v in read_scalars(row.dir).get(LOSS_TAG, []) if 0 < v < math.inf]
+        points = [(s, v) for s, v in scalar_curve(row.dir, LOSS_TAG) if 0 < v < math.inf]
         if points:
             ax.plot(*zip(*points, strict=True), label=label, linewidth=1)
             starts.append(points[0][1])

@@ -1,0 +1,98 @@
+"""Benchmark 8: sweeps as one program (`hydra/launcher=batched`) against one run and the basic
+launcher, and what the 1,000-seed study finds."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench import ROOT
+from bench.report import Row, Section, at_most, duration, spread
+from bench.scale import Scale
+from bench.startup import Dirs, timer, train_cmd
+from bench.timing import interleaved
+
+BATCHED = "hydra/launcher=batched"
+
+
+def batched(scale: Scale) -> Section:
+    grid = ["optim.lr=0.005,0.01", "seed=0,1,2,3", "model.kernel_size=[1,2],[1,3]"]  # 16 jobs
+    many = f"seed=range({scale.batched_seeds})"
+    with tempfile.TemporaryDirectory(prefix="kernellab-bench-") as tmp:
+        dirs = Dirs(tmp)
+        small = interleaved(
+            {
+                "run": timer(lambda: train_cmd(dirs("run"))),
+                "batched": timer(lambda: train_cmd("-m", BATCHED, *grid, dirs("sweep"))),
+                "basic": timer(lambda: train_cmd("-m", *grid, dirs("sweep"))),
+            },
+            scale.heavy_reps,
+        )
+        big_dir = Path(tmp) / "seeds"
+        big_seconds, peak_mb = _timed_with_peak(
+            train_cmd("-m", BATCHED, many, f"hydra.sweep.dir={big_dir}")
+        )
+        finds = _recovered(big_dir, scale.batched_seeds)
+    run, grid16, basic16 = small["run"], small["batched"], small["basic"]
+    return Section(
+        "8. Batched sweeps",
+        "Whole processes, cold. One `python train.py` (default experiment) vs the 16-job grid "
+        f"`{' '.join(grid)}` with `{BATCHED}` and with the basic launcher; then "
+        f"`python train.py -m {BATCHED} '{many}'` (default logging) once.",
+        [
+            Row(
+                "16-job grid, batched ÷ one run",
+                spread(grid16),
+                spread(run),
+                grid16.median / run.median,
+                at_most(1.25),
+            ),
+            Row(
+                "16-job grid, basic launcher ÷ one run",
+                spread(basic16),
+                spread(run),
+                basic16.median / run.median,
+            ),
+            Row(
+                f"{scale.batched_seeds} seeds, batched ÷ one run",
+                duration(big_seconds),
+                spread(run),
+                big_seconds / run.median,
+                at_most(5.0),
+            ),
+        ],
+        [
+            f"Per job: batched {duration((grid16.median - run.median) / 15)} beyond the first "
+            f"(16-job grid), {duration((big_seconds - run.median) / (scale.batched_seeds - 1))} "
+            f"({scale.batched_seeds} seeds); basic launcher "
+            f"{duration((basic16.median - run.median) / 15)}.",
+            f"Peak memory of the {scale.batched_seeds}-seed sweep (max RSS): {peak_mb:.0f} MB.",
+            f"What the {scale.batched_seeds}-seed study finds: {finds}.",
+        ],
+    )
+
+
+def _timed_with_peak(cmd: list[str]) -> tuple[float, float]:
+    """Wall time and peak RSS (MB) of a whole process (which must succeed)."""
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _recovered(sweep_dir: Path, jobs: int, within: float = 0.05) -> str:
+    """How many jobs ended with every kernel element within `within` of [[-1, 1]]."""
+    done = [json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")]
+    ok = sum(
+        m["status"] == "completed"
+        and max(abs(m["weight"][0][0] + 1), abs(m["weight"][0][1] - 1)) <= within
+        for m in done
+    )
+    return (
+        f"{len(done)} of {jobs} job dirs complete; {ok} of them recovered [[-1, 1]] within "
+        f"{within} (every element) after 20 steps at lr 0.01"
+    )
