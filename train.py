@@ -1,10 +1,10 @@
 """Hydra entry point: `python train.py [overrides]`, `python train.py -m [sweep]`. See README.md."""
 
 import hydra
-from hydra_plugins.kernellab_batched_launcher import batch_runner
 from omegaconf import DictConfig
 
 import kernellab.config  # noqa: F401  (registers the config schema with Hydra)
+from hydra_plugins.kernellab_batched_launcher import batch_runner
 from kernellab.batch_runner import run_batch
 from kernellab.cli import run
 
