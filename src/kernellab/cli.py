@@ -48,6 +48,10 @@ def run(cfg: DictConfig) -> float:
     for line in summary_lines(result):
         log.info(line)
     if result.signal:
+        if in_sweep:  # the sweep ends here: its summary says what ran, and what was interrupted
+            from kernellab.callbacks import finish_sweep
+
+            finish_sweep(Path(hydra_cfg.sweep.dir))
         sys.exit(signal_exit_status(result.signal))
     return result.objective(cfg.objective)
 

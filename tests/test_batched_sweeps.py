@@ -1,0 +1,117 @@
+"""`hydra/launcher=batched` on kernellab: each job gets what the basic launcher gives it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from kernellab.artifacts import read_metrics
+from kernellab.eventfile import scalar_curve
+from tests.helpers import TRAIN_PY, run_cli
+
+pytestmark = pytest.mark.slow
+
+# several lrs and seeds, two kernel sizes (two groups), a refused value (lr 0), a diverging lr
+GRID = ["optim.lr=0,0.01,0.1", "seed=0,1", "model.kernel_size=[1,2],[1,3]"]
+
+
+def sweep(tmp_path, name, *args, check_exit=0):
+    sweep_dir = tmp_path / name
+    proc = run_cli("-m", *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=300)
+    assert proc.returncode == check_exit, proc.stderr
+    return sweep_dir, proc
+
+
+def jobs(sweep_dir):
+    return {p.parent.name: p.parent for p in sweep_dir.glob("*/.hydra")}
+
+
+def test_a_mixed_grid_equals_the_basic_launchers(tmp_path):
+    basic, _ = sweep(tmp_path, "basic", *GRID, check_exit=1)  # the refused jobs fail
+    batched, proc = sweep(tmp_path, "batched", "hydra/launcher=batched", *GRID, check_exit=1)
+    assert "group 2 of 2: 4 job(s) as one program" in proc.stdout + proc.stderr
+    theirs, ours = jobs(basic), jobs(batched)
+    assert sorted(ours) == sorted(theirs) and len(ours) == 12
+    statuses = set()
+    for name, job_dir in theirs.items():
+        want, got = read_metrics(job_dir), read_metrics(ours[name])
+        statuses.add(want["status"])
+        assert got["status"] == want["status"], name
+        if want["status"] == "failed":
+            assert (
+                got["error"]
+                == want["error"]
+                == "optim.lr=0: must be > 0 and at most float32's max (3.403e+38)"
+            )
+            continue
+        assert got["steps_completed"] == want["steps_completed"]
+        for row_got, row_want in zip(got["weight"], want["weight"], strict=True):
+            assert row_got == pytest.approx(row_want, rel=1e-6, abs=1e-6), name
+        if want["final_loss"] is not None:
+            assert got["final_loss"] == pytest.approx(want["final_loss"], rel=1e-5), name
+        steps = [s for s, _ in scalar_curve(job_dir, "train/loss")]
+        assert [s for s, _ in scalar_curve(ours[name], "train/loss")] == steps, name
+    assert statuses == {"completed", "diverged", "failed"}
+    assert (batched / "summary.md").exists()
+
+
+def test_optuna_trials_in_batches(tmp_path):
+    sweep_dir, proc = sweep(
+        tmp_path,
+        "optuna",
+        "hparams_search=edge_optuna",
+        "hydra/launcher=batched",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.n_jobs=4",
+    )
+    done = [read_metrics(d)["status"] for d in jobs(sweep_dir).values()]
+    assert len(done) == 8 and set(done) <= {"completed", "diverged"}
+    assert "Best value" in proc.stdout + proc.stderr
+
+
+def test_ctrl_c_checkpoints_the_running_group_and_records_the_rest(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=batched", "trainer.steps=100000000", "optim.lr=0.001"]
+    args += ["seed=0,1", "model.kernel_size=[1,2],[1,3]", f"hydra.sweep.dir={sweep_dir}"]
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        next(line for line in proc.stdout if "group 1 of 2" in line)
+        import time
+
+        time.sleep(2)  # some steps trained and logged
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output
+    statuses = {name: read_metrics(d)["status"] for name, d in jobs(sweep_dir).items()}
+    assert sorted(statuses.values()) == ["interrupted"] * 2 + ["not started"] * 2, statuses
+    assert (sweep_dir / "summary.md").exists()
+    interrupted = next(d for n, d in jobs(sweep_dir).items() if statuses[n] == "interrupted")
+    done = read_metrics(interrupted)["steps_completed"]
+    assert done > 0 and (interrupted / "checkpoint.pt").exists()
+    overrides = [
+        o for o in (interrupted / ".hydra" / "overrides.yaml").read_text().split("\n") if o
+    ]
+    resumed = run_cli(
+        f"trainer.resume='{interrupted}'",  # quoted: the dir's name holds = and [ ]
+        f"trainer.steps={done + 10}",
+        "optim.lr=0.001",
+        *[o.removeprefix("- ") for o in overrides if "trainer.steps" not in o],
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_metrics(interrupted)["status"] == "completed"
+    steps = [s for s, _ in scalar_curve(interrupted, "train/loss")]
+    assert steps == list(range(1, done + 11))
