@@ -14,16 +14,21 @@ from typing import Any
 
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard.summary import histogram, hparams, image, text
+from torch.utils.tensorboard.summary import histogram, hparams, text
 
 from kernellab.eventfile import EventFile
-from kernellab.pictures import heatmap
+from kernellab.pictures import comparison, grayscale, heatmap, png, symmetric_scale
 
 LOSS_TAG = "train/loss"
 ERROR_TAG = "kernel/error"
 BIAS_TAG = "kernel/bias"
 HISTOGRAM_TAG = "kernel/weights"
 KERNEL_IMAGE_TAG = "kernel/image"
+COMPARE_TAG = "kernel/compare"  # target | learned | difference, one colour scale
+INPUT_TAG = "data/input"
+TARGET_TAG = "data/target"
+TARGET_KERNEL_TAG = "data/target_kernel"
+PREDICTION_TAG = "data/prediction"
 MAX_KERNEL_SCALARS = 25  # a curve per element up to 5x5; beyond that, histogram and image only
 
 
@@ -44,11 +49,25 @@ def weight_tag(i: int, j: int) -> str:
 
 
 class TensorBoardTracker:
-    """Writes scalars, kernel snapshots, images, the config and the HParams session of one run."""
+    """Writes scalars, kernel snapshots, images, the config and the HParams session of one run.
 
-    def __init__(self, run_dir: Path, target: torch.Tensor, purge_step: int | None) -> None:
+    Signed pictures keep one colour scale for the whole run: kernels the target kernel's largest
+    |value|, the target Y and the prediction the target Y's (`target_output`; without it, each
+    picture's own).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        target: torch.Tensor,
+        purge_step: int | None,
+        target_output: torch.Tensor | None = None,
+    ) -> None:
         """`target`: the target kernel as the model sees it (embedded in its kernel shape)."""
         self.events = EventFile(run_dir, purge_step)
+        self.target = target.detach().cpu()
+        self.kernel_scale = symmetric_scale(self.target)
+        self.output_scale = None if target_output is None else symmetric_scale(target_output)
         kernel_shape = tuple(target.shape)
         n = kernel_shape[0] * kernel_shape[1]
         self.scalar_tags = [LOSS_TAG, ERROR_TAG]
@@ -74,10 +93,19 @@ class TensorBoardTracker:
         self.events.add(
             histogram(HISTOGRAM_TAG, kernel.flatten().numpy(), bins=HISTOGRAM_BINS), step
         )
-        self.events.add(image(KERNEL_IMAGE_TAG, heatmap(kernel), dataformats="CHW"), step)
+        self.events.add(image_summary(KERNEL_IMAGE_TAG, heatmap(kernel, self.kernel_scale)), step)
+        picture = comparison(self.target, kernel, self.kernel_scale)
+        self.events.add(image_summary(COMPARE_TAG, picture), step)
 
     def log_image(self, tag: str, values: torch.Tensor, step: int = 0) -> None:
-        self.events.add(image(tag, heatmap(values), dataformats="CHW"), step)
+        """`data/input` in gray levels; kernels and outputs as heat maps on the run's scales."""
+        if tag == INPUT_TAG:
+            picture = grayscale(values)
+        elif tag == TARGET_KERNEL_TAG:
+            picture = heatmap(values, self.kernel_scale)
+        else:  # data/target, data/prediction
+            picture = heatmap(values, self.output_scale or symmetric_scale(values))
+        self.events.add(image_summary(tag, picture), step)
 
     def log_config(self, config_yaml: str) -> None:
         self.events.add(text("config", "```yaml\n" + config_yaml + "\n```"))
@@ -100,6 +128,15 @@ class TensorBoardTracker:
 
     def close(self) -> None:
         self.events.close()
+
+
+def image_summary(tag: str, picture: Any) -> Summary:
+    """An (H, W, 3) uint8 picture as TensorBoard's image summary (PNG)."""
+    height, width, channels = picture.shape
+    image = Summary.Image(
+        height=height, width=width, colorspace=channels, encoded_image_string=png(picture)
+    )
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
 def hyperparameters(cfg: Any) -> dict[str, Any]:

@@ -222,7 +222,10 @@ def _stacked_data(members: list[Member]) -> tuple[torch.Tensor, torch.Tensor]:
 def _tracker(member: Member) -> TensorBoardTracker:
     done = member.resumed.step if member.resumed else 0
     tracker = TensorBoardTracker(
-        member.job.run_dir, member.task.kernel, purge_step=done + 1 if done else None
+        member.job.run_dir,
+        member.task.kernel,
+        purge_step=done + 1 if done else None,
+        target_output=member.task.target,
     )
     if member.resumed is None:
         _log_run_start(tracker, member.job.cfg, member.task)
