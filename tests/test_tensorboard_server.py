@@ -403,3 +403,19 @@ def test_snapshots_images_and_config_are_on_the_dashboard(server: Server, sweep:
             assert name in image_runs.get(tag, {}), (tag, name)
         # torch's add_text("config") is shown as "config/text_summary".
         assert any(tag.split("/")[0] == "config" for tag in text_tags[name]), text_tags[name]
+
+
+def test_custom_scalars_merge_every_jobs_layout(server: Server, sweep: Sweep) -> None:
+    # Each job writes its own layout; TensorBoard merges them: one `w[0,2]` chart from the [1,3]
+    # jobs, no chart twice.
+    layout = server.get("/data/plugin/custom_scalars/layout")
+    charts = {
+        category["title"]: [chart["title"] for chart in category["chart"]]
+        for category in layout["category"]
+    }
+    assert charts == {
+        "training": [LOSS_TAG, "kernel/error"],
+        "kernel: learned vs target": ["w[0,0]", "w[0,1]", "w[0,2]"],
+    }
+    w02 = next(c for c in layout["category"][1]["chart"] if c["title"] == "w[0,2]")
+    assert w02["multiline"]["tag"] == [r"^kernel/(w|target)_0_2$"]

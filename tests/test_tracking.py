@@ -2,12 +2,14 @@
 
 import io
 import itertools
+import re
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from kernellab.artifacts import read_metrics
@@ -82,6 +84,12 @@ def test_loss_kernel_and_error_curves_match_metrics(default_run):
     assert scalars["kernel/bias"][-1][1] == pytest.approx(metrics["bias"], rel=1e-6, abs=1e-7)
     assert scalars["kernel/error"][-1][1] == pytest.approx(metrics["kernel_error"], rel=1e-6)
     assert len(scalars["kernel/bias"]) == len(scalars["kernel/error"]) == 20
+
+
+def test_targets_are_flat_lines_from_the_first_to_the_last_logged_step(default_run):
+    scalars = read_scalars(default_run)
+    assert scalars["kernel/target_0_0"] == [(1, -1.0), (20, -1.0)]  # the book's K = [[-1, 1]]
+    assert scalars["kernel/target_0_1"] == [(1, 1.0), (20, 1.0)]
 
 
 def test_snapshots_images_and_config(default_run):
@@ -196,6 +204,21 @@ def test_prediction_and_target_share_the_target_outputs_scale(default_run):
     assert b == 255 and 0 < r < 60 and r == g
 
 
+def test_custom_scalars_layout(default_run):
+    events = accumulator(default_run)
+    (layout_event,) = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(layout_event.tensor_proto.string_val[0])
+    charts = {c.title: [ch.title for ch in c.chart] for c in layout.category}
+    assert charts == {
+        "training": ["train/loss", "kernel/error"],
+        "kernel: learned vs target": ["w[0,0]", "w[0,1]"],
+    }
+    tags = accumulator(default_run).Tags()["scalars"]
+    element = layout.category[1].chart[1]
+    matched = [t for t in tags if any(re.match(r, t) for r in element.multiline.tag)]
+    assert sorted(matched) == ["kernel/target_0_1", "kernel/w_0_1"]
+
+
 def test_log_every_and_big_kernels(make_cfg, tmp_path):
     cfg = make_cfg(
         "logger.log_every=5",
@@ -206,11 +229,14 @@ def test_log_every_and_big_kernels(make_cfg, tmp_path):
     train(cfg, tmp_path)
     scalars = read_scalars(tmp_path)
     assert [step for step, _ in scalars["train/loss"]] == [5, 10, 12]  # and always the last
-    assert not [tag for tag in scalars if tag.startswith("kernel/w_")]  # 36 > 25 elements
+    assert not [tag for tag in scalars if tag.startswith(("kernel/w_", "kernel/target_"))]
     events = accumulator(tmp_path)
     histograms = events.Histograms("kernel/weights")
     assert [h.step for h in histograms] == [4, 8, 12]
     assert histograms[-1].histogram_value.num == 36
+    (layout_event,) = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(layout_event.tensor_proto.string_val[0])
+    assert [c.title for c in layout.category] == ["training"]  # 36 > 25 elements: no curves
 
 
 def test_heatmap_colours_on_a_fixed_scale():

@@ -1,7 +1,13 @@
 """TensorBoard output of a run, written directly into the run dir (one run per Hydra job).
 
 The loop hands over each logged step's values as Python floats (see loop.Progress); each logged
-step becomes one event carrying all its scalars.
+step becomes one event carrying all its scalars. Besides the Scalars, Images and Histograms
+dashboards, every run writes what the Custom Scalars and HParams dashboards need:
+
+- Custom Scalars: a layout (`kernel_layout`) charting the loss beside the kernel error, and each
+  kernel element's learned value `kernel/w_i_j` with its target `kernel/target_i_j` (written at
+  the first and the last logged step: two points make the flat line).
+- HParams: this run's session.
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from typing import Any
 
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from torch.utils.tensorboard.summary import histogram, hparams, text
 
 from kernellab.eventfile import EventFile
@@ -48,6 +58,10 @@ def weight_tag(i: int, j: int) -> str:
     return f"kernel/w_{i}_{j}"
 
 
+def target_tag(i: int, j: int) -> str:
+    return f"kernel/target_{i}_{j}"
+
+
 class TensorBoardTracker:
     """Writes scalars, kernel snapshots, images, the config and the HParams session of one run.
 
@@ -68,18 +82,27 @@ class TensorBoardTracker:
         self.target = target.detach().cpu()
         self.kernel_scale = symmetric_scale(self.target)
         self.output_scale = None if target_output is None else symmetric_scale(target_output)
-        kernel_shape = tuple(target.shape)
-        n = kernel_shape[0] * kernel_shape[1]
+        kh, kw = self.target.shape
         self.scalar_tags = [LOSS_TAG, ERROR_TAG]
-        if n <= MAX_KERNEL_SCALARS:
-            self.scalar_tags += [
-                weight_tag(i, j) for i in range(kernel_shape[0]) for j in range(kernel_shape[1])
+        self.targets: list[Summary.Value] = []  # kernel/target_i_j, small kernels only
+        if kh * kw <= MAX_KERNEL_SCALARS:
+            elements = [(i, j) for i in range(kh) for j in range(kw)]
+            self.scalar_tags += [weight_tag(i, j) for i, j in elements]
+            values = self.target.flatten().tolist()
+            self.targets = [
+                Summary.Value(tag=target_tag(i, j), simple_value=v)
+                for (i, j), v in zip(elements, values, strict=True)
             ]
+        self.target_steps: list[int] = []  # where the target scalars were written
+        self.last_step: int | None = None
+        if purge_step is None:  # a new run; a resumed one has its layout already
+            self.events.add(layout_summary(kernel_layout((kh, kw))))
 
     def log_step(
         self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
     ) -> None:
-        """One event: the loss, the kernel error, every kernel element (small kernels), the bias."""
+        """One event: the loss, the kernel error, every kernel element (small kernels), the bias,
+        and on the session's first logged step the target elements."""
         values = [loss, error, *kernel][: len(self.scalar_tags)]
         tags = self.scalar_tags
         if bias is not None:
@@ -87,7 +110,11 @@ class TensorBoardTracker:
         summary = Summary(
             value=[Summary.Value(tag=t, simple_value=v) for t, v in zip(tags, values, strict=True)]
         )
+        if not self.target_steps:
+            summary.value.extend(self.targets)
+            self.target_steps.append(step)
         self.events.add(summary, step)
+        self.last_step = step
 
     def log_snapshot(self, step: int, kernel: torch.Tensor) -> None:
         self.events.add(
@@ -127,6 +154,10 @@ class TensorBoardTracker:
         self.events.flush()
 
     def close(self) -> None:
+        """The target elements again at the last logged step, then close the file."""
+        if self.targets and self.last_step is not None and self.last_step not in self.target_steps:
+            self.events.add(Summary(value=self.targets), self.last_step)
+            self.target_steps.append(self.last_step)
         self.events.close()
 
 
@@ -137,6 +168,59 @@ def image_summary(tag: str, picture: Any) -> Summary:
         height=height, width=width, colorspace=channels, encoded_image_string=png(picture)
     )
     return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
+# --- Custom Scalars ---
+
+
+def kernel_layout(kernel_shape: tuple[int, int]) -> layout_pb2.Layout:
+    """Loss and kernel error side by side; a chart per kernel element, learned against target.
+
+    TensorBoard merges the layouts of all runs: categories by title, charts unless equal. So each
+    chart depends on its element (i, j) only, and a [1,3] job adds just its `w[0,2]` chart to a
+    [1,2] job's layout. Chart tags are regular expressions matched against each run's tags.
+    """
+    kh, kw = kernel_shape
+    lines = layout_pb2.MultilineChartContent
+    categories = [
+        layout_pb2.Category(
+            title="training",
+            chart=[
+                layout_pb2.Chart(title=LOSS_TAG, multiline=lines(tag=[rf"^{LOSS_TAG}$"])),
+                layout_pb2.Chart(title=ERROR_TAG, multiline=lines(tag=[rf"^{ERROR_TAG}$"])),
+            ],
+        )
+    ]
+    if kh * kw <= MAX_KERNEL_SCALARS:
+        categories.append(
+            layout_pb2.Category(
+                title="kernel: learned vs target",
+                chart=[
+                    layout_pb2.Chart(
+                        title=f"w[{i},{j}]",
+                        multiline=lines(tag=[rf"^kernel/(w|target)_{i}_{j}$"]),
+                    )
+                    for i in range(kh)
+                    for j in range(kw)
+                ],
+            )
+        )
+    return layout_pb2.Layout(category=categories)
+
+
+def layout_summary(layout: layout_pb2.Layout) -> Summary:
+    """The Custom Scalars plugin's layout event: a serialized Layout in a string tensor."""
+    tensor = TensorProto(
+        dtype="DT_STRING", string_val=[layout.SerializeToString()], tensor_shape=TensorShapeProto()
+    )
+    metadata = custom_scalars_metadata.create_summary_metadata()
+    return Summary(
+        value=[
+            Summary.Value(
+                tag=custom_scalars_metadata.CONFIG_SUMMARY_TAG, tensor=tensor, metadata=metadata
+            )
+        ]
+    )
 
 
 def hyperparameters(cfg: Any) -> dict[str, Any]:
@@ -158,6 +242,9 @@ def hyperparameters(cfg: Any) -> dict[str, Any]:
 
     visit(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
+
+
+# --- reading back ---
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
