@@ -12,6 +12,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab.artifacts import ensure_writable
@@ -76,6 +77,28 @@ def _check_sweep(config: DictConfig) -> None:
     for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
         if sweeper.get(key) is not None and sweeper[key] < 1:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
+
+
+def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
+    """The config keys this run's sweep varies, the same in every job; for a single run, the keys
+    its command line overrides. A group override counts by its group name (`optim=adam`: `optim`).
+
+    A sweep's keys are its sweeper's search space (Optuna's `hydra.sweeper.params`) and the
+    sweep overrides of its command line, from `<sweep dir>/multirun.yaml` (each job's own
+    overrides hold single values only).
+    """
+    parser = OverridesParser.create()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        overrides = parser.parse_overrides(list(hydra_cfg.overrides.task))
+        return tuple(sorted({o.key_or_group for o in overrides}))
+    keys = set(hydra_cfg.sweeper.get("params") or {})
+    multirun_yaml = Path(hydra_cfg.sweep.dir) / "multirun.yaml"  # the basic sweeper's
+    if multirun_yaml.exists():
+        task = OmegaConf.load(multirun_yaml).hydra.overrides.task
+        keys |= {
+            o.key_or_group for o in parser.parse_overrides(list(task)) if o.is_sweep_override()
+        }
+    return tuple(sorted(keys))
 
 
 def _in_config(config: DictConfig, key: str) -> bool:

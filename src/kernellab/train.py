@@ -76,6 +76,7 @@ class Job:
     cfg: DictConfig
     run_dir: Path
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kernellab"))
+    swept: tuple[str, ...] = ()  # the config keys its sweep varies (HParams marks them)
 
 
 @dataclass
@@ -228,7 +229,7 @@ def _tracker(member: Member) -> TensorBoardTracker:
         target_output=member.task.target,
     )
     if member.resumed is None:
-        _log_run_start(tracker, member.job.cfg, member.task)
+        _log_run_start(tracker, member.job.cfg, member.task, member.job.swept)
     return tracker
 
 
@@ -339,9 +340,11 @@ def _graphed(step, device: torch.device) -> CudaGraphStep:
     return CudaGraphStep(step)
 
 
-def _log_run_start(tracker: TensorBoardTracker, cfg: DictConfig, task: Task) -> None:
+def _log_run_start(
+    tracker: TensorBoardTracker, cfg: DictConfig, task: Task, swept: tuple[str, ...] = ()
+) -> None:
     tracker.log_config(OmegaConf.to_yaml(cfg, resolve=True))
-    tracker.log_hparams(hyperparameters(cfg))
+    tracker.log_hparams(hyperparameters(cfg, tuple(task.kernel.shape)), swept)
     tracker.log_image("data/input", task.image)
     tracker.log_image("data/target", task.target)
     tracker.log_image("data/target_kernel", task.kernel)
