@@ -87,12 +87,14 @@ def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
     sweep overrides of its command line, from `<sweep dir>/multirun.yaml` (each job's own
     overrides hold single values only).
     """
+    from kernellab.report import MULTIRUN_YAML
+
     parser = OverridesParser.create()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         overrides = parser.parse_overrides(list(hydra_cfg.overrides.task))
         return tuple(sorted({o.key_or_group for o in overrides}))
     keys = set(hydra_cfg.sweeper.get("params") or {})
-    multirun_yaml = Path(hydra_cfg.sweep.dir) / "multirun.yaml"  # the basic sweeper's
+    multirun_yaml = Path(hydra_cfg.sweep.dir) / MULTIRUN_YAML
     if multirun_yaml.exists():
         task = OmegaConf.load(multirun_yaml).hydra.overrides.task
         keys |= {
@@ -108,6 +110,16 @@ def _in_config(config: DictConfig, key: str) -> bool:
 
 class SweepReport(Callback):
     """Writes summary.csv/.md/.png into the sweep dir and prints the best job."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Every sweep dir gets the `multirun.yaml` Hydra's basic sweeper writes (Optuna's doesn't):
+        what marks a dir as a sweep for `python -m kernellab.report`, and the sweep's command line."""
+        from kernellab.report import MULTIRUN_YAML
+
+        multirun_yaml = Path(config.hydra.sweep.dir) / MULTIRUN_YAML
+        if not multirun_yaml.exists():
+            multirun_yaml.parent.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(config, multirun_yaml)  # as the basic sweeper does: unresolved
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from kernellab.report import best_line, write_report
