@@ -137,6 +137,8 @@ def test_optuna_study_in_memory(tmp_path):
     assert (sweep_dir / "multirun.yaml").is_file()
     summary = (sweep_dir / "summary.md").read_text()
     assert "hparams_search" not in summary  # the same in every job: not a column's worth
+    # Optuna's own log lines ("[I ...] A new study created"): no colour codes into a pipe
+    assert "A new study created" in proc.stderr and "\x1b[" not in proc.stderr + proc.stdout
 
 
 def test_optuna_study_in_sqlite_is_continued(tmp_path):

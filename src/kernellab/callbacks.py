@@ -42,6 +42,7 @@ class Preflight(Callback):
             ensure_writable(Path(config.hydra.sweep.dir))
 
         self._guard(checks)
+        _plain_optuna_logs_off_terminal(config)
 
     @staticmethod
     def _guard(checks) -> None:
@@ -77,6 +78,22 @@ def _check_sweep(config: DictConfig) -> None:
     for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
         if sweeper.get(key) is not None and sweeper[key] < 1:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
+
+
+def _plain_optuna_logs_off_terminal(config: DictConfig) -> None:
+    """Optuna 2.x logs through colorlog with colour codes even into a file or a pipe.
+
+    colorlog leaves them out when its formatter knows the stream is not a terminal: tell it the
+    stream Optuna's handler writes to (stderr). On a terminal the lines stay coloured.
+    """
+    if "optuna" not in str(config.hydra.sweeper.get("_target_", "")):
+        return
+    import optuna  # noqa: F401  (the sweeper imports it next; this sets up Optuna's handler)
+
+    for handler in logging.getLogger("optuna").handlers:
+        formatter = handler.formatter
+        if isinstance(handler, logging.StreamHandler) and getattr(formatter, "stream", 0) is None:
+            formatter.stream = handler.stream
 
 
 def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
