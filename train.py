@@ -4,11 +4,12 @@ import hydra
 from omegaconf import DictConfig
 
 import kernellab.config  # noqa: F401  (registers the config schema with Hydra)
-from kernellab.cli import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    from kernellab.cli import run  # the training stack: not loaded for --help or --cfg
+
     return run(cfg)
 
 
