@@ -16,7 +16,8 @@ drawn once per layout and cached, so a snapshot only colours and pastes its cell
 from __future__ import annotations
 
 import functools
-import io
+import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,10 +68,27 @@ def symmetric_scale(values: torch.Tensor) -> float:
 
 
 def png(picture: np.ndarray) -> bytes:
-    """The picture as PNG bytes (what a TensorBoard image summary holds)."""
-    out = io.BytesIO()
-    Image.fromarray(picture).save(out, format="PNG", compress_level=1)  # tiny images: speed
-    return out.getvalue()
+    """An (H, W, 3) uint8 picture as PNG bytes (what a TensorBoard image summary holds).
+
+    Written directly: rows unfiltered, zlib at its default level. Pillow's encoder tries a filter
+    per row and takes 3-4x as long on these pictures, for a larger file.
+    """
+    height, width, _ = picture.shape
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter type 0, pixels
+    rows[:, 1:] = picture.reshape(height, -1)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 # --- colours ---
