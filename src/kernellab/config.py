@@ -105,8 +105,8 @@ class LoggerConfig:
     log_every: int = _help(1, "Log `train/loss` and the kernel scalars every N steps.")
     snapshot_every: int | None = _help(
         None,
-        "Log the `kernel/weights` histogram and `kernel/image` every N steps and at the last;"
-        " null: every ⌈steps/10⌉, about 10 a run.",
+        "Log the `kernel/weights` histogram and the `kernel/image` and `kernel/compare` pictures"
+        " every N steps and at the last; null: every ⌈steps/10⌉, about 10 a run.",
     )
 
 
