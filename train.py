@@ -5,13 +5,20 @@ from omegaconf import DictConfig
 
 import kernellab.config  # noqa: F401  (registers the config schema with Hydra)
 from hydra_plugins.kernellab_batched_launcher import batch_runner
-from kernellab.batch_runner import run_batch
-from kernellab.cli import run
+
+
+def train_batch(jobs) -> None:
+    """hydra/launcher=batched: a sweep's batch trained as few programs as it can."""
+    from kernellab.batch_runner import run_batch  # the training stack: loaded when it trains
+
+    run_batch(jobs)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-@batch_runner(run_batch)  # hydra/launcher=batched trains a sweep's batch as few programs
+@batch_runner(train_batch)
 def main(cfg: DictConfig) -> float:
+    from kernellab.cli import run  # the training stack: not loaded for --help or --cfg
+
     return run(cfg)
 
 

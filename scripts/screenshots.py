@@ -1,14 +1,15 @@
 """Screenshots of TensorBoard's dashboards over the README's example runs, for docs/img/.
 
-    python scripts/screenshots.py                 # docs/img/<dashboard>.png, see DASHBOARDS
-    python scripts/screenshots.py --logdir sweep  # TensorBoard on the sweep dir only
-    python scripts/screenshots.py --keep          # keep the runs and logs (the path is printed)
+    python scripts/screenshots.py                   # docs/img/<dashboard>.png, see DASHBOARDS
+    python scripts/screenshots.py --logdir outputs  # TensorBoard on both commands' runs
+    python scripts/screenshots.py --only timeseries # the page TensorBoard opens on
+    python scripts/screenshots.py --keep            # keep the runs and logs (the path is printed)
 
 What it does, in a fresh temporary dir (so the checkout's own outputs/ is never touched):
 
 1. runs the README's commands there, as a user would from the repo root: `python train.py` and
    the first sweep, `python train.py -m optim.lr=0.001,0.01,0.1 model.kernel_size=[1,2],[1,3]`;
-2. starts a real `tensorboard --logdir outputs` (or the sweep dir, or the single run dir) on a
+2. starts a real `tensorboard --logdir <the sweep dir>` (or outputs/, or the single run dir) on a
    free port of 127.0.0.1, loading the logdir completely before it answers;
 3. opens each dashboard in headless Chromium (`--screenshot`, `--virtual-time-budget`: the page
    gets that much virtual time to render, and virtual time stands still while requests are
@@ -38,6 +39,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,11 +57,17 @@ class Dashboard:
 
 
 DASHBOARDS = (
-    Dashboard("timeseries", "timeseries"),  # the page TensorBoard opens on
-    Dashboard("scalars", "scalars"),
-    Dashboard("images", "images"),
-    Dashboard("custom_scalars", "custom_scalars"),
-    Dashboard("hparams", "hparams", width=1920),  # a wide table: metric columns come last
+    Dashboard("timeseries", "timeseries"),  # the page TensorBoard opens on (not in the README)
+    # The legacy dashboards keep their settings in the URL fragment: no smoothing (the raw curves),
+    # and a tag filter (a regex) that picks what the README talks about.
+    Dashboard(
+        "scalars",
+        "scalars&_smoothingWeight=0&tagFilter=" + quote(r"loss|error|w_0_[01]"),
+        height=760,
+    ),
+    Dashboard("images", "images&tagFilter=" + quote("kernel/compare"), height=600),
+    Dashboard("custom_scalars", "custom_scalars&_smoothingWeight=0", height=900),
+    Dashboard("hparams", "hparams", width=1920, height=700),  # wide: metric columns come last
 )
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -102,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{elapsed(started)}] tensorboard answers at {base_url}")
             args.out.mkdir(parents=True, exist_ok=True)
             for dashboard in DASHBOARDS:
-                if args.only and dashboard.name not in args.only:
+                if dashboard.name not in args.only:
                     continue
                 png = args.out / f"{dashboard.name}.png"
                 screenshot(
@@ -120,10 +128,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--logdir",
         choices=("outputs", "sweep", "run"),
-        default="outputs",
-        help="what tensorboard --logdir gets: outputs/ (both commands), the sweep dir, or the run dir",
+        default="sweep",
+        # the sweep, as the README advises for comparing jobs: with outputs/ TensorBoard may
+        # take the single run's HParams experiment summary, which marks nothing as swept
+        help="what tensorboard --logdir gets: the sweep dir (default), outputs/ (both commands) "
+        "or the run dir",
     )
-    parser.add_argument("--only", nargs="+", choices=[d.name for d in DASHBOARDS])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[d.name for d in DASHBOARDS],
+        default=[d.name for d in DASHBOARDS if d.name != "timeseries"],
+        help="which dashboards (default: those the README shows)",
+    )
     parser.add_argument("--chromium", help="the browser binary (default: found on PATH)")
     parser.add_argument(
         "--budget-ms",

@@ -1,13 +1,17 @@
 """`python train.py` as a user runs it: console, output dir, exit codes, error lines."""
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
 from kernellab.artifacts import read_metrics
+from kernellab.config import schema_rows
+from kernellab.errors import show
 from kernellab.tracking import read_scalars
-from tests.helpers import run_cli
+from tests.helpers import TRAIN_PY, run_cli
 
 
 def run_dirs(root):
@@ -51,6 +55,28 @@ def test_runs_started_together_get_their_own_dirs(tmp_path):
         for proc in pool.map(lambda _: run_cli("trainer.steps=2", cwd=tmp_path), range(2)):
             assert proc.returncode == 0, proc.stderr
     assert len(run_dirs(tmp_path)) == 2
+
+
+@pytest.mark.slow
+def test_help_lists_every_option_from_the_schema_without_loading_the_training_stack(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(TRAIN_PY), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    flat = " ".join(proc.stdout.split())
+    for key, default, meaning in schema_rows():
+        assert f"{key}={show(default)}" in flat, key
+        assert " ".join(meaning.split()) in flat, key
+    assert "optim: adam, adamw, momentum, sgd" in proc.stdout  # the config groups
+    assert "--hydra-help" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "kernellab.config" in imported  # -X importtime did list the imports
+    assert not {"kernellab.cli", "kernellab.train", "tensorboard"} & imported
+    assert not list(tmp_path.iterdir()), "--help writes nothing"
 
 
 # one of each kind (our check, Hydra's missing group, a typo in struct mode): the fast tier's

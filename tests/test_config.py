@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernellab.config import reference_table
-from kernellab.errors import ConfigError
+from kernellab.config import options_help, reference_table, schema_rows
+from kernellab.errors import ConfigError, show
 from kernellab.geometry import validate
 
 # (override, key named in the message)
@@ -73,3 +73,12 @@ def test_cuda_without_cuda_suggests_cpu_or_auto(make_cfg, tmp_path):
 def test_readme_reference_table_is_the_schema():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert reference_table() in readme, "regenerate with: python -m kernellab.config"
+
+
+def test_options_help_lists_every_key_with_its_default_and_meaning():
+    text = options_help()
+    flat = " ".join(text.split())  # help texts are wrapped to the terminal's width
+    for key, default, meaning in schema_rows():
+        assert f"  {key}={show(default)}" in text, key
+        assert " ".join(meaning.split()).replace("$", "$$") in flat, key
+    assert "  trainer.print_every=null  (int or null)" in text

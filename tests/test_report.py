@@ -30,7 +30,17 @@ from kernellab.report import (
 from tests.helpers import run_cli
 
 SUMMARIES = ["summary.csv", "summary.md", "summary.png"]
-COLUMNS = ["job", "overrides", "status", "final_loss", "weight", "bias", "wall_time_s", "dir"]
+COLUMNS = [
+    "job",
+    "overrides",
+    "status",
+    "final_loss",
+    "kernel_error",
+    "weight",
+    "bias",
+    "wall_time_s",
+    "dir",
+]
 LRS = ["0.001", "0.01", "0.1"]
 
 
@@ -148,6 +158,7 @@ def test_csv_and_markdown_tables_hold_each_jobs_own_values(report: SweepReport) 
             assert row["final_loss"] == ""
         else:
             assert float(row["final_loss"]) == metrics["final_loss"]
+        assert float(row["kernel_error"]) == metrics["kernel_error"]
         if metrics["status"] == "completed":  # 4 significant digits
             assert flat(json.loads(row["weight"])) == pytest.approx(
                 flat(metrics["weight"]), rel=1e-3
@@ -158,7 +169,11 @@ def test_csv_and_markdown_tables_hold_each_jobs_own_values(report: SweepReport) 
         line for line in (sweep / "summary.md").read_text().splitlines() if line.startswith("|")
     ]
     assert len(table) == 2 + 3  # header, rule, one row per job
-    assert [line.split("|")[1].strip() for line in table[2:]] == [r["job"] for r in rows]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in table[2:]]
+    assert [c[0] for c in cells] == [r["job"] for r in rows]
+    # only what varies across the jobs: optim.lr, not trainer.steps=20
+    lrs = [dict(o.split("=") for o in r["overrides"].split())["optim.lr"] for r in rows]
+    assert [c[1] for c in cells] == [f"optim.lr={lr}" for lr in lrs]
 
 
 @pytest.mark.slow
@@ -186,9 +201,9 @@ def test_command_line_rebuilds_the_files_and_prints_the_best_job(sweep: Path) ->
     assert paths == [str(sweep / name) for name in SUMMARIES]
     assert all(Path(p).is_file() for p in paths)
     job = on_disk(completed_by_loss(sweep)[0])
-    overrides = " ".join(job["overrides"])
+    varying = " ".join(o for o in job["overrides"] if o.startswith("optim.lr="))
     final_loss = job["metrics"]["final_loss"]
-    assert best == f"best: job {job['num']} ({overrides}) final_loss={final_loss:.4g}"
+    assert best == f"best: job {job['num']} ({varying}) final_loss={final_loss:.4g}"
 
 
 @pytest.mark.slow
@@ -205,19 +220,30 @@ def test_half_finished_sweep_reports_the_unfinished_job_as_missing(sweep: Path) 
     assert read_csv(sweep / "summary.csv")[-1]["status"] == "missing"
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty dir", "file"])
-def test_a_path_without_jobs_is_one_line_and_exit_2(tmp_path: Path, kind: str, capsys) -> None:
+@pytest.mark.parametrize("kind", ["missing", "file", "run dir", "no multirun.yaml", "no jobs"])
+def test_a_path_that_is_not_a_sweep_is_one_line_and_exit_2(
+    tmp_path: Path, kind: str, capsys
+) -> None:
     path = tmp_path / "sweep"
-    if kind == "empty dir":
-        path.mkdir()
-    elif kind == "file":
+    if kind == "file":
         path.write_text("")
+    elif kind == "run dir":  # a single run: .hydra/ and metrics.json, no multirun.yaml
+        (path / ".hydra").mkdir(parents=True)
+        write_metrics(path, {"status": "completed", "final_loss": 0.5})
+    elif kind == "no multirun.yaml":  # job dirs, as if copied without the sweep's own file
+        (path / "0_optim.lr=0.1" / ".hydra").mkdir(parents=True)
+    elif kind == "no jobs":
+        path.mkdir()
+        (path / "multirun.yaml").write_text("hydra: {}\n")
+    before = sorted(tmp_path.rglob("*"))
 
     assert main([str(path)]) == 2  # returned, not raised: no traceback
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith(f"error: {path}: ") and err.count("\n") == 1
-    assert not (tmp_path / "summary.csv").exists()
+    if kind in ("run dir", "no multirun.yaml"):
+        assert "not a multirun dir (no multirun.yaml in it)" in err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
 
 
 def test_hand_made_sweep_skips_non_job_dirs_and_counts_failures(tmp_path: Path) -> None:
@@ -266,7 +292,61 @@ def test_hand_made_sweep_skips_non_job_dirs_and_counts_failures(tmp_path: Path) 
 
 def test_best_line_says_so_when_no_job_succeeded(tmp_path: Path) -> None:
     (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
 
     line = best_line(write_report(tmp_path))
 
     assert line.startswith("best: none") and "1 failed or missing" in line
+
+
+def hand_made_sweep(sweep: Path, jobs: list[tuple[int, list[str], dict | None]], **config) -> None:
+    (sweep / "multirun.yaml").parent.mkdir(parents=True, exist_ok=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    for num, overrides, metrics in jobs:
+        job_dir = sweep / f"{num}_{','.join(overrides)}"
+        (job_dir / ".hydra").mkdir(parents=True)
+        (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 0, **config}))
+        if metrics is not None:
+            write_metrics(job_dir, {"weight": [[-1.0, 1.0]], "bias": 0.0, **metrics})
+
+
+def test_rows_are_sorted_by_the_sweeps_objective(tmp_path: Path) -> None:
+    common = "hparams_search=edge_optuna"  # the same in every job: not in the md rows
+    jobs = [
+        (
+            0,
+            ["optim.lr=0.1", common],
+            {"status": "completed", "final_loss": 0.1, "kernel_error": 0.9},
+        ),
+        (
+            1,
+            ["optim.lr=0.2", common],
+            {"status": "completed", "final_loss": 0.3, "kernel_error": 0.2},
+        ),
+        (
+            2,
+            ["optim.lr=0.3", common],
+            {"status": "diverged", "final_loss": None, "kernel_error": 0.01},
+        ),
+        (
+            3,
+            ["optim.lr=0.4", common],
+            {"status": "completed", "final_loss": 0.2, "kernel_error": 0.5},
+        ),
+    ]
+    hand_made_sweep(tmp_path / "by_error", jobs, objective="kernel_error")
+    hand_made_sweep(tmp_path / "by_loss", jobs)  # no objective in the config: final_loss
+
+    by_error = write_report(tmp_path / "by_error")
+    by_loss = write_report(tmp_path / "by_loss")
+
+    # a diverged job returned inf to the sweeper, whatever its last kernel's error
+    assert [r.job for r in by_error.rows] == [1, 3, 0, 2]
+    assert [r.job for r in by_loss.rows] == [0, 3, 1, 2]
+    assert best_line(by_error) == "best: job 1 (optim.lr=0.2) kernel_error=0.2"
+    assert best_line(by_loss) == "best: job 0 (optim.lr=0.1) final_loss=0.1"
+    md = (tmp_path / "by_error" / "summary.md").read_text()
+    assert common not in md and "| 1 | optim.lr=0.2 | completed | 0.3 | 0.2 |" in md
+    csv_rows = read_csv(tmp_path / "by_error" / "summary.csv")
+    assert csv_rows[0]["overrides"] == f"optim.lr=0.2 {common}"  # the CSV keeps them all

@@ -57,6 +57,30 @@ def test_grid_names_jobs_logs_each_and_reports_the_best(tmp_path):
     assert (sweep_dir / "summary.md").exists() and (sweep_dir / "summary.png").stat().st_size > 0
 
 
+def test_readme_first_sweep_end_to_end(tmp_path):
+    """The README's first sweep, exactly as written: 4 jobs complete, the two at lr=0.1 diverge."""
+    proc, sweep_dir = sweep(tmp_path, "optim.lr=0.001,0.01,0.1", "model.kernel_size=[1,2],[1,3]")
+    assert proc.returncode == 0, proc.stderr
+    statuses = {job.name: read_metrics(job)["status"] for job in jobs(sweep_dir)}
+    assert sorted(statuses.values()) == ["completed"] * 4 + ["diverged"] * 2, statuses
+    assert all(statuses[job.name] == "diverged" for job in jobs(sweep_dir) if "lr=0.1" in job.name)
+    assert proc.stderr.count("diverged: the loss at step") == 2
+
+    rows = summary_rows(sweep_dir)
+    assert [r["status"] for r in rows] == ["completed"] * 4 + ["diverged"] * 2
+    losses = [float(r["final_loss"]) for r in rows[:4]]
+    assert losses == sorted(losses) and all(r["kernel_error"] for r in rows)
+    best = rows[0]
+    assert f"best: job {best['job']} ({best['overrides']}) final_loss=" in proc.stdout
+    md = (sweep_dir / "summary.md").read_text()
+    assert f"| {best['job']} | {best['overrides']} | completed |" in md
+
+    for job in jobs(sweep_dir):  # every job's pictures and curves, diverged ones included
+        scalars = read_scalars(job)
+        assert {"train/loss", "kernel/error", "kernel/target_0_0"} <= set(scalars), job.name
+        assert len(scalars["kernel/error"]) == read_metrics(job)["steps_completed"]
+
+
 def test_a_failing_job_is_recorded_and_the_sweep_exits_nonzero(tmp_path):
     proc, sweep_dir = sweep(tmp_path, "model.padding=-1,0,1", "trainer.steps=5")
     assert proc.returncode == 1
@@ -109,6 +133,12 @@ def test_optuna_study_in_memory(tmp_path):
     assert results["best_value"] == pytest.approx(min(finite))
     assert set(results["best_params"]) == {"optim.lr", "model.kernel_size", "optim"}
     assert not any("hparams_search" in job.name for job in jobs(sweep_dir))
+    # Optuna's sweeper writes no multirun.yaml; kernellab does, so the report command takes it
+    assert (sweep_dir / "multirun.yaml").is_file()
+    summary = (sweep_dir / "summary.md").read_text()
+    assert "hparams_search" not in summary  # the same in every job: not a column's worth
+    # Optuna's own log lines ("[I ...] A new study created"): no colour codes into a pipe
+    assert "A new study created" in proc.stderr and "\x1b[" not in proc.stderr + proc.stdout
 
 
 def test_optuna_study_in_sqlite_is_continued(tmp_path):

@@ -3,7 +3,8 @@
 A 2x2 sweep runs as a subprocess, then the venv's `tensorboard` serves its sweep dir on loopback and
 the test reads it back through the same HTTP data API the web page uses. Every job must be one run
 (event files directly in the job dir), its curves must end at the values in its `metrics.json`, and
-the HParams dashboard must list the swept hyperparameters with one session per job.
+the HParams dashboard must list the swept hyperparameters with one session per job. A single run
+dir served on its own (a run named ".") must show its HParams metric values too.
 """
 
 from __future__ import annotations
@@ -43,9 +44,18 @@ SWEEP_ARGS = (
 # Tag names as the README's "TensorBoard tags" table promises them (spelt out, not imported from
 # kernellab.tracking, so that renaming a tag there breaks this test as it breaks users' dashboards).
 LOSS_TAG = "train/loss"
+ERROR_TAG = "kernel/error"
 BIAS_TAG = "kernel/bias"
 HISTOGRAM_TAG = "kernel/weights"
-IMAGE_TAGS = ("kernel/image", "data/input", "data/target", "data/target_kernel", "data/prediction")
+IMAGE_TAGS = (
+    "kernel/image",
+    "kernel/compare",
+    "data/input",
+    "data/target",
+    "data/target_kernel",
+    "data/prediction",
+)
+HPARAMS_METRICS = [LOSS_TAG, ERROR_TAG, BIAS_TAG]  # metrics.json's final_loss, kernel_error, bias
 SWEPT_HPARAMS = ("optim.lr", "model.kernel_size")
 ALL_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
@@ -115,6 +125,12 @@ class Sweep:
     jobs: dict[str, Job]
 
 
+def final_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """HParams metric tag -> the run's final value, from its metrics.json."""
+    values = (metrics["final_loss"], metrics["kernel_error"], metrics["bias"])
+    return dict(zip(HPARAMS_METRICS, values, strict=True))
+
+
 @dataclass
 class Server:
     base_url: str
@@ -176,17 +192,42 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
     return Sweep(sweep_dir, jobs)
 
 
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """`python train.py` once: its run dir and metrics.json."""
+    cwd = tmp_path_factory.mktemp("tb_run")
+    run_dir = cwd / "run"
+    run_cli(f"trainer.steps={STEPS}", f"hydra.run.dir={run_dir}", cwd=cwd, timeout=120, check=True)
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
 @pytest.fixture(scope="module", params=sorted(DATA_PATHS))
 def server(
     request: pytest.FixtureRequest, sweep: Sweep, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """A real `tensorboard` on a free loopback port, loaded with the sweep; always stopped after."""
-    data_path = DATA_PATHS[request.param]
-    log_dir = tmp_path_factory.mktemp(f"tensorboard_{request.param}")
+    yield from serve(request.param, sweep.dir, set(sweep.jobs), tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=sorted(DATA_PATHS))
+def run_server(
+    request: pytest.FixtureRequest,
+    single_run: tuple[Path, dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
+    """TensorBoard pointed at one run dir: the run is named "."."""
+    yield from serve(request.param, single_run[0], {"."}, tmp_path_factory)
+
+
+def serve(
+    data_path_name: str, logdir: Path, runs: set[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    data_path = DATA_PATHS[data_path_name]
+    log_dir = tmp_path_factory.mktemp(f"tensorboard_{data_path_name}")
     port = free_loopback_port()
     command = [
         *(sys.executable, "-m", "tensorboard.main"),
-        *("--logdir", str(sweep.dir), "--host", "127.0.0.1", "--port", str(port)),
+        *("--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)),
         *data_path.flags,
     ]
     # Output to files, not pipes: nobody reads a pipe while the server runs, and a full pipe
@@ -196,7 +237,7 @@ def server(
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
     server = Server(f"http://127.0.0.1:{port}", process, stderr_path)
     try:
-        wait_until_loaded(server, sweep, data_path.loads_before_serving)
+        wait_until_loaded(server, runs, data_path.loads_before_serving)
         provider = server.get("/data/environment")["debug"]["data_provider"]
         assert provider.startswith(data_path.provider), provider
         yield server
@@ -222,7 +263,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def wait_until_loaded(server: Server, sweep: Sweep, loads_before_serving: bool) -> None:
+def wait_until_loaded(server: Server, runs: set[str], loads_before_serving: bool) -> None:
     """Poll until the server answers and has loaded the sweep, or fail by the deadline.
 
     With `loads_before_serving`, answering at all means loaded: then whatever is wrong with the
@@ -243,7 +284,7 @@ def wait_until_loaded(server: Server, sweep: Sweep, loads_before_serving: bool) 
             if loads_before_serving:
                 server.get("/data/runs")
                 return
-            last_seen = loading_progress(server, sweep)
+            last_seen = loading_progress(server, runs)
             if last_seen == "loaded":
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
@@ -255,19 +296,19 @@ def wait_until_loaded(server: Server, sweep: Sweep, loads_before_serving: bool) 
     )
 
 
-def loading_progress(server: Server, sweep: Sweep) -> str:
+def loading_progress(server: Server, expected: set[str]) -> str:
     """'loaded', or what is still missing."""
     runs = set(server.get("/data/runs"))
-    if runs != set(sweep.jobs):
-        return f"runs {sorted(runs)}, expected {sorted(sweep.jobs)}"
+    if runs != expected:
+        return f"runs {sorted(runs)}, expected {sorted(expected)}"
     last_steps = {
         run: points[-1]["step"] for run, points in scalar_series(server, LOSS_TAG).items()
     }
-    if last_steps != dict.fromkeys(sweep.jobs, STEPS):
+    if last_steps != dict.fromkeys(expected, STEPS):
         return f"last {LOSS_TAG} step per run: {last_steps}"
     images = server.get("/data/plugin/timeseries/tags")["images"]["tagRunSampledInfo"]
     with_prediction = set(images.get("data/prediction", {}))
-    if with_prediction != set(sweep.jobs):
+    if with_prediction != expected:
         return f"runs with data/prediction: {sorted(with_prediction)}"
     return "loaded"
 
@@ -359,13 +400,14 @@ def test_hparams_dashboard_lists_the_swept_hyperparameters_and_loss(
     server: Server, sweep: Sweep
 ) -> None:
     experiment = hparams_experiment(server)
-    # Runs write only their sessions, so TensorBoard infers the experiment across all of them
-    # and marks exactly the swept hyperparameters as differing.
+    # Every job writes the same experiment summary, marking what its sweep varies: exactly the
+    # swept hyperparameters (not trainer.steps, fixed on the same command line).
     infos = {info["name"]: info for info in experiment.get("hparamInfos", [])}
     differing = {name for name, info in infos.items() if info.get("differs")}
     assert differing == set(SWEPT_HPARAMS), sorted(infos)
-    metric_tags = {info["name"]["tag"] for info in experiment.get("metricInfos", [])}
-    assert LOSS_TAG in metric_tags, experiment.get("metricInfos")
+    assert infos["model.bias"]["type"] == "DATA_TYPE_BOOL"
+    metrics = [info["name"] for info in experiment.get("metricInfos", [])]
+    assert metrics == [{"group": "", "tag": tag} for tag in HPARAMS_METRICS], metrics
 
 
 def test_hparams_has_one_session_per_job_with_its_values_and_final_loss(
@@ -387,8 +429,10 @@ def test_hparams_has_one_session_per_job_with_its_values_and_final_loss(
         assert json.loads(hparams["model.kernel_size"]) == job.kernel_size, name
         seen.add((hparams["optim.lr"], hparams["model.kernel_size"]))
 
-        losses = [m["value"] for m in session["metricValues"] if m["name"]["tag"] == LOSS_TAG]
-        assert losses == [approx(job.metrics["final_loss"])], (name, session["metricValues"])
+        assert hparams["model.bias"] is True, name  # a boolean, not 1.0
+        values = {m["name"]["tag"]: m["value"] for m in session["metricValues"]}
+        expected = final_metrics(job.metrics)
+        assert values == {tag: approx(v) for tag, v in expected.items()}, name
     assert len(seen) == len(LRS) * len(KERNEL_SIZES), seen  # the whole grid, each point once
 
 
@@ -403,3 +447,34 @@ def test_snapshots_images_and_config_are_on_the_dashboard(server: Server, sweep:
             assert name in image_runs.get(tag, {}), (tag, name)
         # torch's add_text("config") is shown as "config/text_summary".
         assert any(tag.split("/")[0] == "config" for tag in text_tags[name]), text_tags[name]
+
+
+def test_custom_scalars_merge_every_jobs_layout(server: Server, sweep: Sweep) -> None:
+    # Each job writes its own layout; TensorBoard merges them: one `w[0,2]` chart from the [1,3]
+    # jobs, no chart twice.
+    layout = server.get("/data/plugin/custom_scalars/layout")
+    charts = {
+        category["title"]: [chart["title"] for chart in category["chart"]]
+        for category in layout["category"]
+    }
+    assert charts == {
+        "training": [LOSS_TAG, "kernel/error"],
+        "kernel: learned vs target": ["w[0,0]", "w[0,1]", "w[0,2]"],
+    }
+    w02 = next(c for c in layout["category"][1]["chart"] if c["title"] == "w[0,2]")
+    assert w02["multiline"]["tag"] == [r"^kernel/(w|target)_0_2$"]
+
+
+def test_a_single_run_dir_shows_its_hparams_metric_values(
+    run_server: Server, single_run: tuple[Path, dict[str, Any]]
+) -> None:
+    # TensorBoard names a run whose events are in the logdir itself "."; without kernellab's
+    # experiment summary its own inference looks the metrics up in run "./." and shows none.
+    _, metrics = single_run
+    (group,) = hparams_session_groups(run_server)
+    (session,) = group["sessions"]
+    assert session["name"] == "."
+    values = {m["name"]["tag"]: m["value"] for m in session["metricValues"]}
+    assert values == {tag: approx(v) for tag, v in final_metrics(metrics).items()}
+    assert group["hparams"]["model.kernel_size"] == "[1, 2]"  # resolved: null in the config
+    assert group["hparams"]["model.bias"] is True

@@ -1,13 +1,31 @@
 """What a run writes to TensorBoard, read back with TensorBoard's own EventAccumulator."""
 
+import io
+import itertools
+import re
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from kernellab.artifacts import read_metrics
-from kernellab.tracking import heatmap, read_scalars
+from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, heatmap
+from kernellab.tracking import hparam_infos, hyperparameters, read_scalars
 from kernellab.train import train
+
+# Spelt out, as the README's tag table promises them.
+IMAGE_TAGS = [
+    "data/input",
+    "data/target",
+    "data/target_kernel",
+    "kernel/image",
+    "kernel/compare",
+    "data/prediction",
+]
 
 
 def accumulator(run_dir) -> EventAccumulator:
@@ -19,12 +37,43 @@ def accumulator(run_dir) -> EventAccumulator:
     return events
 
 
+def pixels(image_event) -> np.ndarray:
+    """An image event's PNG decoded to (H, W, 3) uint8."""
+    with Image.open(io.BytesIO(image_event.encoded_image_string)) as picture:
+        return np.array(picture.convert("RGB"))
+
+
+def cell_centre(picture: np.ndarray, cols: int, i: int, j: int, top: int = 0) -> list[int]:
+    """The colour at the centre of cell (i, j) of a map drawn `cols` cells wide from the picture's
+    left edge, inside its 1-px frame, `top` pixels below the picture's top."""
+    cell = _cell_size(picture, cols)
+    return picture[top + 1 + i * cell + cell // 2, 1 + j * cell + cell // 2].tolist()
+
+
+def _cell_size(picture: np.ndarray, cols: int) -> int:
+    # the frame's grey column right of the last cell tells the map's width
+    row = picture[picture.shape[0] // 2]
+    frame = [x for x in range(1, picture.shape[1]) if row[x].tolist() == [150, 150, 150]]
+    return (frame[0] - 1) // cols
+
+
+def diverging(value: float, scale: float) -> list[int]:
+    """The colour kernellab's heat maps give `value` on a ±`scale` picture: blue, white, red."""
+    v = max(-1.0, min(1.0, value / scale))
+    pos, neg = max(v, 0.0), max(-v, 0.0)
+    return [round(255 * c) for c in (1 - neg, 1 - pos - neg, 1 - pos)]
+
+
+def close_to(actual: list[int], expected: list[int]) -> bool:
+    return all(abs(a - e) <= 1 for a, e in zip(actual, expected, strict=True))
+
+
 def test_event_files_are_directly_in_the_run_dir(default_run):
     assert list(default_run.glob("events.out.tfevents.*"))
     assert not [p for p in default_run.iterdir() if p.is_dir() and p.name != ".hydra"]
 
 
-def test_loss_and_kernel_curves_match_metrics(default_run):
+def test_loss_kernel_and_error_curves_match_metrics(default_run):
     scalars = read_scalars(default_run)
     metrics = read_metrics(default_run)
     assert [step for step, _ in scalars["train/loss"]] == list(range(1, 21))
@@ -33,25 +82,188 @@ def test_loss_and_kernel_curves_match_metrics(default_run):
     assert scalars["kernel/w_0_0"][-1][1] == pytest.approx(metrics["weight"][0][0], rel=1e-6)
     assert scalars["kernel/w_0_1"][-1][1] == pytest.approx(metrics["weight"][0][1], rel=1e-6)
     assert scalars["kernel/bias"][-1][1] == pytest.approx(metrics["bias"], rel=1e-6, abs=1e-7)
-    assert len(scalars["kernel/bias"]) == 20
+    assert scalars["kernel/error"][-1][1] == pytest.approx(metrics["kernel_error"], rel=1e-6)
+    assert len(scalars["kernel/bias"]) == len(scalars["kernel/error"]) == 20
 
 
-def test_snapshots_images_config_and_hparams(default_run):
+def test_targets_are_flat_lines_from_the_first_to_the_last_logged_step(default_run):
+    scalars = read_scalars(default_run)
+    assert scalars["kernel/target_0_0"] == [(1, -1.0), (20, -1.0)]  # the book's K = [[-1, 1]]
+    assert scalars["kernel/target_0_1"] == [(1, 1.0), (20, 1.0)]
+
+
+def test_snapshots_images_and_config(default_run):
     events = accumulator(default_run)
-    tags = events.Tags()
     assert [e.step for e in events.Histograms("kernel/weights")] == list(range(2, 21, 2))
-    assert [e.step for e in events.Images("kernel/image")] == list(range(2, 21, 2))
-    for tag in ("data/input", "data/target", "data/prediction"):
-        assert tag in tags["images"]
+    assert sorted(events.Tags()["images"]) == sorted(IMAGE_TAGS)
+    for tag in ("kernel/image", "kernel/compare"):
+        assert [e.step for e in events.Images(tag)] == list(range(2, 21, 2)), tag
+    for tag in IMAGE_TAGS:
+        assert all(e.width <= MAX_WIDTH_PX for e in events.Images(tag)), tag
     config_text = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "lr: 0.01" in config_text and "kernel_size" in config_text
-    plugin = events.PluginTagToContent("hparams")
+
+
+def test_input_is_drawn_as_the_book_draws_it(default_run):
+    (event,) = accumulator(default_run).Images("data/input")
+    picture = pixels(event)
+    # 6x8, columns [2, 6) are 0: the stripe is black, the rest white
+    for i in range(6):
+        for j in range(8):
+            expected = [0, 0, 0] if 2 <= j < 6 else [255, 255, 255]
+            assert cell_centre(picture, 8, i, j) == expected, (i, j)
+
+
+def test_kernel_pictures_keep_the_target_kernels_scale(default_run):
+    events = accumulator(default_run)
+    scalars = read_scalars(default_run)
+    (target_kernel,) = events.Images("data/target_kernel")
+    picture = pixels(target_kernel)
+    assert cell_centre(picture, 2, 0, 0) == [0, 0, 255]  # -1: full blue
+    assert cell_centre(picture, 2, 0, 1) == [255, 0, 0]  # +1: full red
+    # every snapshot on the same ±1 scale: a value's colour is the colour of that value
+    weights = {name: dict(scalars[name]) for name in ("kernel/w_0_0", "kernel/w_0_1")}
+    for event in events.Images("kernel/image"):
+        picture = pixels(event)
+        for j, name in enumerate(weights):
+            expected = diverging(weights[name][event.step], scale=1.0)
+            assert close_to(cell_centre(picture, 2, 0, j), expected), (event.step, name)
+    # the colour bar beside it: +1 (red) at the top, -1 (blue) at the bottom
+    column = _bar_column(picture)
+    assert column[0].tolist() == [255, 0, 0] and column[-1].tolist() == [0, 0, 255]
+
+
+def _bar_column(picture: np.ndarray) -> np.ndarray:
+    """The colour bar's middle column, inside its frame: the one column running red to blue."""
+    for x in range(picture.shape[1]):
+        column = picture[:, x]
+        reds = np.flatnonzero((column == [255, 0, 0]).all(axis=1))
+        blues = np.flatnonzero((column == [0, 0, 255]).all(axis=1))
+        if len(reds) == 1 and len(blues) == 1 and reds[0] < blues[0]:
+            return column[reds[0] : blues[0] + 1]
+    raise AssertionError("no colour bar")
+
+
+def test_compare_image_puts_target_learned_and_difference_side_by_side(default_run):
+    events = accumulator(default_run)
+    metrics = read_metrics(default_run)
+    last = events.Images("kernel/compare")[-1]
+    assert last.step == 20
+    picture = pixels(last)
+    learned, target = metrics["weight"][0], [-1.0, 1.0]
+    panels = _panels(picture, cols=2)
+    assert len(panels) == 3
+    for (left, top, cell), values in zip(
+        panels,
+        [target, learned, [w - t for w, t in zip(learned, target, strict=True)]],
+        strict=True,
+    ):
+        for j, value in enumerate(values):
+            colour = picture[top + cell // 2, left + j * cell + cell // 2].tolist()
+            assert close_to(colour, diverging(value, scale=1.0)), (left, j, value)
+
+
+def _panels(picture: np.ndarray, cols: int) -> list[tuple[int, int, int]]:
+    """(left, top, cell) of each framed panel: grey frames on the row below the titles."""
+    grey = (picture == [150, 150, 150]).all(axis=2)
+    top = next(y for y in range(picture.shape[0]) if grey[y].sum() > 20)
+    xs = np.flatnonzero(grey[top])
+    runs, start = [], xs[0]
+    for a, b in itertools.pairwise(xs):
+        if b != a + 1:
+            runs.append((start, a))
+            start = b
+    runs.append((start, xs[-1]))
+    panels = [(a + 1, top + 1, (b - a - 1) // cols) for a, b in runs if b - a > 20]
+    return panels[:3]
+
+
+def test_prediction_and_target_share_the_target_outputs_scale(default_run):
+    events = accumulator(default_run)
+    target, prediction = (
+        pixels(events.Images("data/target")[0]),
+        pixels(events.Images("data/prediction")[0]),
+    )
+    assert target.shape == prediction.shape
+    # Y of the book's picture: -1 where white turns black (column 1), +1 where black turns white
+    assert cell_centre(target, 7, 0, 1) == [0, 0, 255]
+    assert cell_centre(target, 7, 0, 5) == [255, 0, 0]
+    assert cell_centre(target, 7, 0, 3) == [255, 255, 255]
+    # the prediction is close to Y, not Y itself, yet drawn on Y's scale: nearly but not fully blue
+    r, g, b = cell_centre(prediction, 7, 0, 1)
+    assert b == 255 and 0 < r < 60 and r == g
+
+
+def test_custom_scalars_layout(default_run):
+    events = accumulator(default_run)
+    (layout_event,) = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(layout_event.tensor_proto.string_val[0])
+    charts = {c.title: [ch.title for ch in c.chart] for c in layout.category}
+    assert charts == {
+        "training": ["train/loss", "kernel/error"],
+        "kernel: learned vs target": ["w[0,0]", "w[0,1]"],
+    }
+    tags = accumulator(default_run).Tags()["scalars"]
+    element = layout.category[1].chart[1]
+    matched = [t for t in tags if any(re.match(r, t) for r in element.multiline.tag)]
+    assert sorted(matched) == ["kernel/target_0_1", "kernel/w_0_1"]
+
+
+def test_hparams_session_and_experiment(default_run):
+    plugin = accumulator(default_run).PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
     assert hparams["optim.lr"].number_value == pytest.approx(0.01)
     assert hparams["task.target_kernel"].string_value == "[[-1.0, 1.0]]"
     assert hparams["optim"].string_value == "GradientDescent"
-    assert "_hparams_/experiment" not in plugin  # TensorBoard infers it across runs
+    assert hparams["model.kernel_size"].string_value == "[1, 2]"  # resolved: null in the config
+    assert hparams["logger.snapshot_every"].number_value == 2  # resolved: ⌈20 / 10⌉
+    assert hparams["model.bias"].WhichOneof("kind") == "bool_value"
+    assert hparams["model.bias"].bool_value is True
+    assert hparams["trainer.cuda_graph"].bool_value is False
+    assert "trainer.resume" not in hparams  # null: left out
+
+    data = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/experiment"])
+    experiment = data.experiment
+    metrics = [(m.name.group, m.name.tag) for m in experiment.metric_infos]
+    assert metrics == [("", "train/loss"), ("", "kernel/error"), ("", "kernel/bias")]
+    infos = {info.name: info for info in experiment.hparam_infos}
+    assert set(hparams) <= set(infos)
+    assert infos["model.bias"].type == api_pb2.DATA_TYPE_BOOL
+    assert list(infos["model.bias"].domain_discrete) == [False, True]
+    assert infos["optim.lr"].type == api_pb2.DATA_TYPE_FLOAT64
+    assert infos["model.kernel_size"].type == api_pb2.DATA_TYPE_STRING
+    assert not [name for name, info in infos.items() if info.differs]  # train() alone: no sweep
+
+
+def test_experiment_summary_is_the_same_for_every_job_of_a_sweep(make_cfg):
+    """TensorBoard shows one job's summary: it must not depend on the job's values."""
+    swept = ("model.kernel_size", "optim.lr", "model.padding", "trainer.num_threads")
+    jobs = [
+        ("optim.lr=0.001", "model.kernel_size=[1,2]", "model.padding=0", "trainer.num_threads=1"),
+        (
+            "optim.lr=0.1",
+            "model.kernel_size=[2,3]",
+            "model.padding=[1,1]",
+            "trainer.num_threads=auto",
+        ),
+    ]
+    infos = []
+    for overrides in jobs:
+        cfg = make_cfg(*overrides)
+        hparams = hyperparameters(cfg, list(cfg.model.kernel_size))
+        infos.append([info.SerializeToString() for info in hparam_infos(hparams, swept)])
+    assert infos[0] == infos[1]
+    differs = [info for info in hparam_infos(hparams, swept) if info.differs]
+    assert sorted(info.name for info in differs) == sorted(swept)
+
+
+def test_optimizer_arguments_are_listed_unless_the_optimizer_is_swept(make_cfg):
+    hparams = hyperparameters(make_cfg("optim=momentum"))
+    assert hparams["optim.momentum"] == pytest.approx(0.9)
+    assert "optim.momentum" in {info.name for info in hparam_infos(hparams, ["optim.lr"])}
+    # optim=sgd,momentum: only the momentum job has the key, so no job lists it
+    assert "optim.momentum" not in {info.name for info in hparam_infos(hparams, ["optim"])}
 
 
 def test_log_every_and_big_kernels(make_cfg, tmp_path):
@@ -64,27 +276,43 @@ def test_log_every_and_big_kernels(make_cfg, tmp_path):
     train(cfg, tmp_path)
     scalars = read_scalars(tmp_path)
     assert [step for step, _ in scalars["train/loss"]] == [5, 10, 12]  # and always the last
-    assert not [tag for tag in scalars if tag.startswith("kernel/w_")]  # 36 > 25 elements
-    histograms = accumulator(tmp_path).Histograms("kernel/weights")
+    assert not [tag for tag in scalars if tag.startswith(("kernel/w_", "kernel/target_"))]
+    events = accumulator(tmp_path)
+    histograms = events.Histograms("kernel/weights")
     assert [h.step for h in histograms] == [4, 8, 12]
     assert histograms[-1].histogram_value.num == 36
+    (layout_event,) = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(layout_event.tensor_proto.string_val[0])
+    assert [c.title for c in layout.category] == ["training"]  # 36 > 25 elements: no curves
 
 
-def test_heatmap_colours():
-    rgb = heatmap(torch.tensor([[-2.0, 0.0, 2.0]]))
-    left, middle, right = (rgb[:, 0, 32 * i].tolist() for i in range(3))
-    assert left == [0, 0, 1]  # most negative: blue
-    assert middle == [1, 1, 1]  # zero: white
-    assert right == [1, 0, 0]  # most positive: red
-    assert rgb.shape == (3, 32, 96)
+def test_heatmap_colours_on_a_fixed_scale():
+    picture = heatmap(torch.tensor([[-2.0, 0.0, 2.0, 8.0]]), scale=4.0)
+    colours = [cell_centre(picture, 4, 0, j) for j in range(4)]
+    assert colours == [[128, 128, 255], [255, 255, 255], [255, 128, 128], [255, 0, 0]]
+    assert picture.dtype == np.uint8 and picture.shape[1] <= MAX_WIDTH_PX
 
 
-def test_big_images_are_averaged_down_before_colouring():
+def test_grayscale_is_black_at_0_and_white_at_1():
+    picture = grayscale(torch.tensor([[0.0, 0.5, 1.0]]))
+    colours = [cell_centre(picture, 3, 0, j) for j in range(3)]
+    assert colours == [[0, 0, 0], [128, 128, 128], [255, 255, 255]]
+
+
+def test_big_images_are_averaged_down_to_fit():
     values = torch.zeros(2048, 1024)
-    values[:, :512] = -1.0  # left half blue, right half white
-    rgb = heatmap(values)
-    assert rgb.shape == (3, 512, 256)
-    assert rgb[:, 0, 0].tolist() == [0, 0, 1] and rgb[:, 0, -1].tolist() == [1, 1, 1]
+    values[:, :512] = 1.0  # left half white, right half black
+    picture = grayscale(values)
+    assert picture.shape[1] <= MAX_WIDTH_PX and picture.shape[0] <= MAX_WIDTH_PX
+    assert picture[picture.shape[0] // 2, 2].tolist() == [255, 255, 255]
+    assert picture[picture.shape[0] // 2, picture.shape[1] - 3].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (3, 3), (5, 5), (7, 7), (31, 31)])
+def test_comparison_fits_the_image_card(shape):
+    target = torch.randn(shape)
+    picture = comparison(target, target * 0.5, scale=2.0)
+    assert picture.shape[1] <= MAX_WIDTH_PX
 
 
 def test_snapshots_survive_huge_finite_kernels(make_cfg, tmp_path):

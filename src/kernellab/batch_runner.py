@@ -18,7 +18,7 @@ from pathlib import Path
 from hydra_plugins.kernellab_batched_launcher import PreparedJob
 from kernellab import batching, runtime
 from kernellab.artifacts import write_metrics
-from kernellab.callbacks import finish_sweep
+from kernellab.callbacks import finish_sweep, swept_keys
 from kernellab.cli import record_failure, signal_exit_status
 from kernellab.errors import UserError
 from kernellab.geometry import validate
@@ -81,8 +81,12 @@ def _train(group: list[PreparedJob], number: int, groups: int) -> str | None:
     )
     try:
         cores = runtime.cores_for_this_job(first.config.hydra.launcher)
+        swept = swept_keys(first.config.hydra)  # the same for every job: read once
         results = train_group(
-            [Job(j.task_cfg, j.output_dir, lg) for j, lg in zip(group, loggers, strict=True)],
+            [
+                Job(j.task_cfg, j.output_dir, lg, swept)
+                for j, lg in zip(group, loggers, strict=True)
+            ],
             cores,
         )
         for job, result, logger in zip(group, results, loggers, strict=True):

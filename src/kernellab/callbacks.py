@@ -12,6 +12,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab.artifacts import RunLock, ensure_no_run, ensure_writable
@@ -47,6 +48,7 @@ class Preflight(Callback):
             ensure_writable(Path(config.hydra.sweep.dir))
 
         self._guard(checks)
+        _plain_optuna_logs_off_terminal(config)
 
     @staticmethod
     def _guard(checks) -> None:
@@ -84,6 +86,46 @@ def _check_sweep(config: DictConfig) -> None:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
 
 
+def _plain_optuna_logs_off_terminal(config: DictConfig) -> None:
+    """Optuna 2.x logs through colorlog with colour codes even into a file or a pipe.
+
+    colorlog leaves them out when its formatter knows the stream is not a terminal: tell it the
+    stream Optuna's handler writes to (stderr). On a terminal the lines stay coloured.
+    """
+    if "optuna" not in str(config.hydra.sweeper.get("_target_", "")):
+        return
+    import optuna  # noqa: F401  (the sweeper imports it next; this sets up Optuna's handler)
+
+    for handler in logging.getLogger("optuna").handlers:
+        formatter = handler.formatter
+        if isinstance(handler, logging.StreamHandler) and getattr(formatter, "stream", 0) is None:
+            formatter.stream = handler.stream
+
+
+def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
+    """The config keys this run's sweep varies, the same in every job; for a single run, the keys
+    its command line overrides. A group override counts by its group name (`optim=adam`: `optim`).
+
+    A sweep's keys are its sweeper's search space (Optuna's `hydra.sweeper.params`) and the
+    sweep overrides of its command line, from `<sweep dir>/multirun.yaml` (each job's own
+    overrides hold single values only).
+    """
+    from kernellab.report import MULTIRUN_YAML
+
+    parser = OverridesParser.create()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        overrides = parser.parse_overrides(list(hydra_cfg.overrides.task))
+        return tuple(sorted({o.key_or_group for o in overrides}))
+    keys = set(hydra_cfg.sweeper.get("params") or {})
+    multirun_yaml = Path(hydra_cfg.sweep.dir) / MULTIRUN_YAML
+    if multirun_yaml.exists():
+        task = OmegaConf.load(multirun_yaml).hydra.overrides.task
+        keys |= {
+            o.key_or_group for o in parser.parse_overrides(list(task)) if o.is_sweep_override()
+        }
+    return tuple(sorted(keys))
+
+
 def _in_config(config: DictConfig, key: str) -> bool:
     """Whether `key` names a node of the config (a null value counts; a missing key doesn't)."""
     return OmegaConf.select(config, key, default=_MISSING) is not _MISSING
@@ -91,6 +133,16 @@ def _in_config(config: DictConfig, key: str) -> bool:
 
 class SweepReport(Callback):
     """Writes summary.csv/.md/.png into the sweep dir and prints the best job."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Every sweep dir gets the `multirun.yaml` Hydra's basic sweeper writes (Optuna's doesn't):
+        what marks a dir as a sweep for `python -m kernellab.report`, and the sweep's command line."""
+        from kernellab.report import MULTIRUN_YAML
+
+        multirun_yaml = Path(config.hydra.sweep.dir) / MULTIRUN_YAML
+        if not multirun_yaml.exists():
+            multirun_yaml.parent.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(config, multirun_yaml)  # as the basic sweeper does: unresolved
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         failed = finish_sweep(Path(config.hydra.sweep.dir))

@@ -17,9 +17,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from kernellab.artifacts import write_metrics
+from kernellab.callbacks import swept_keys
 from kernellab.errors import UserError, exit_with_error
 from kernellab.runtime import cores_for_this_job
-from kernellab.train import summary_lines, train
+from kernellab.train import Job, summary_lines, train_group
 
 log = logging.getLogger("kernellab")
 
@@ -35,7 +36,8 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        result = train(cfg, run_dir, cores_for_this_job(hydra_cfg.launcher))
+        job = Job(cfg, run_dir, swept=swept_keys(hydra_cfg))
+        (result,) = train_group([job], cores_for_this_job(hydra_cfg.launcher))
     except UserError as error:
         if in_sweep:
             return record_failure(run_dir, error)

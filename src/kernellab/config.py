@@ -8,6 +8,7 @@ experiments, Hydra's settings). Each field's `help` is the one place its meaning
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,8 @@ class LoggerConfig:
     log_every: int = _help(1, "Log `train/loss` and the kernel scalars every N steps.")
     snapshot_every: int | None = _help(
         None,
-        "Log the `kernel/weights` histogram and `kernel/image` every N steps and at the last;"
-        " null: every ⌈steps/10⌉, about 10 a run.",
+        "Log the `kernel/weights` histogram and the `kernel/image` and `kernel/compare` pictures"
+        " every N steps and at the last; null: every ⌈steps/10⌉, about 10 a run.",
     )
 
 
@@ -166,10 +167,15 @@ def job_dir(num: int, overrides: str) -> str:
     return re.sub(r"[^\w.,=+\-\[\]]", "_", name)[:MAX_DIRNAME]
 
 
+def _options_help() -> str:
+    return options_help()  # defined below; resolved only when --help prints
+
+
 for _name, _resolver in (
     ("kernellab.run_dir", run_dir),
     ("kernellab.output_subdir", output_subdir),
     ("kernellab.job_dir", job_dir),
+    ("kernellab.options_help", _options_help),  # conf/hydra/help/kernellab.yaml
 ):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _resolver)
@@ -204,10 +210,15 @@ def reference_table() -> str:
 
 def schema_rows() -> list[tuple[str, Any, str]]:
     """(key, default, help) for every documented key, in the schema's order."""
-    return _schema_rows(Config, "")
+    return [(key, default, text) for key, default, text, _ in _schema_rows(Config, "")]
 
 
-def _schema_rows(schema: type, prefix: str) -> list[tuple[str, Any, str]]:
+def schema_types() -> dict[str, str]:
+    """key -> its type as the schema writes it: `int`, `float | None`, `list[int]`, `Any`, ..."""
+    return {key: kind for key, _, _, kind in _schema_rows(Config, "")}
+
+
+def _schema_rows(schema: type, prefix: str) -> list[tuple[str, Any, str, str]]:
     rows = []
     for f in fields(schema):
         if is_dataclass(f.type) or (
@@ -215,11 +226,33 @@ def _schema_rows(schema: type, prefix: str) -> list[tuple[str, Any, str]]:
         ):
             rows += _schema_rows(f.default_factory, f"{prefix}{f.name}.")
         elif f.name == "optim":
-            rows += [(f"optim.{k}", GRADIENT_DESCENT[k], text) for k, text in OPTIM_HELP.items()]
+            rows += [
+                (f"optim.{k}", GRADIENT_DESCENT[k], text, type(GRADIENT_DESCENT[k]).__name__)
+                for k, text in OPTIM_HELP.items()
+            ]
         elif "help" in f.metadata:
             default = f.default if f.default is not MISSING else f.default_factory()
-            rows.append((prefix + f.name, default, f.metadata["help"]))
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            rows.append((prefix + f.name, default, f.metadata["help"], kind))
     return rows
+
+
+HELP_WIDTH = 92
+
+
+def options_help() -> str:
+    """`python train.py --help`'s option list: every key with its default, type and meaning,
+    from the schema's help texts (the README's reference table, for a terminal)."""
+    types = schema_types()
+    blocks = []
+    for key, default, text in schema_rows():
+        kind = types[key]
+        kind = kind.replace(" | None", " or null")
+        head = f"  {key}={show(default)}" + (f"  ({kind})" if kind != "Any" else "")
+        body = textwrap.fill(text, HELP_WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6)
+        blocks.append(f"{head}\n{body}")
+    # `$` would start a substitution in Hydra's help template (string.Template)
+    return "\n".join(blocks).replace("$", "$$")
 
 
 if __name__ == "__main__":

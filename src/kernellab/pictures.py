@@ -1,35 +1,225 @@
-"""Pictures of 2-D tensors for TensorBoard: signed heat maps, blown up or averaged down to be seen."""
+"""Pictures of 2-D tensors for TensorBoard, meant to be read at a glance.
+
+- `grayscale`: an input image as the book draws it, 0 black and 1 white.
+- `heatmap`: a signed map (a kernel, the target Y) in blue (−) / white (0) / red (+) on a *fixed*
+  scale given by the caller, with a colour bar labelled +scale / 0 / −scale: the same value has
+  the same colour at every step of a run and in every job of a sweep.
+- `comparison`: target | learned | difference (learned − target) side by side on one scale and
+  one colour bar, so a difference that has shrunk turns white.
+
+Each picture is an (H, W, 3) uint8 array at most MAX_WIDTH_PX wide (TensorBoard's image card is
+about 350 px wide and scales wider pictures down, which blurs the labels); `png` encodes it.
+Everything that doesn't change between snapshots (canvas, frames, titles, colour bar, labels) is
+drawn once per layout and cached, so a snapshot only colours and pastes its cells.
+"""
 
 from __future__ import annotations
 
+import functools
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
 
-IMAGE_CELL_PX = 32  # a kernel element drawn as a 32x32 block so a 1x2 kernel is visible
-MAX_IMAGE_PX = 512
-
-
-def heatmap(values: torch.Tensor) -> torch.Tensor:
-    """A diverging blue-white-red picture (3, H, W) of a 2-D tensor, white at 0, scaled by max |v|."""
-    values = _fit_for_display(values.detach().float()).cpu()
-    scale = values.abs().max().clamp_min(1e-12)
-    v = (values / scale).clamp(-1, 1)
-    positive, negative = v.clamp_min(0), (-v).clamp_min(0)
-    rgb = torch.stack([1 - negative, 1 - positive - negative, 1 - positive])  # red > 0, blue < 0
-    return _resize(rgb)
-
-
-def _fit_for_display(values: torch.Tensor) -> torch.Tensor:
-    """Average big images down to at most MAX_IMAGE_PX (on their device, before colouring)."""
-    h, w = values.shape
-    if max(h, w) <= MAX_IMAGE_PX:
-        return values
-    size = (max(1, h * MAX_IMAGE_PX // max(h, w)), max(1, w * MAX_IMAGE_PX // max(h, w)))
-    return F.interpolate(values[None, None], size=size, mode="area")[0, 0]
+CELL_PX = 32  # a kernel element or pixel drawn as a 32x32 block, so a 1x2 kernel is visible
+MAX_WIDTH_PX = 340  # the whole picture, colour bar and labels included
+MAX_HEIGHT_PX = 340
+GAP_PX = 6  # between panels, and between the panels and the colour bar
+BAR_PX = 12  # the colour bar's width
+MIN_BAR_PX = 40  # tall enough for its three labels beside a one-row kernel
+FONT_PX = 11
+TITLE_PX = 14  # a line of panel titles above the panels
+FRAME = 150  # grey frame around each panel, so white cells stay visible on a white page
+BLACK = (0, 0, 0)
 
 
-def _resize(rgb: torch.Tensor) -> torch.Tensor:
-    """Blow small grids up into visible blocks (up to MAX_IMAGE_PX on the longer side)."""
-    h, w = rgb.shape[1:]
-    cell = max(1, min(IMAGE_CELL_PX, MAX_IMAGE_PX // max(h, w)))
-    return rgb.repeat_interleave(cell, 1).repeat_interleave(cell, 2)
+def grayscale(values: torch.Tensor) -> np.ndarray:
+    """An image in [0, 1] as gray levels: 0 black, 1 white (values outside are clipped)."""
+    (shown,) = _fit([values], reserved_px=0)
+    layout = _layout((shown.shape,), titles=(), scale=None)
+    return layout.paint([np.repeat(_gray(shown)[..., None], 3, axis=2)])
+
+
+def heatmap(values: torch.Tensor, scale: float) -> np.ndarray:
+    """A signed map in blue / white / red, full colour at ±`scale`, with its colour bar."""
+    (shown,) = _fit([values], reserved_px=_bar_block_px(scale))
+    return _layout((shown.shape,), titles=(), scale=scale).paint([_diverging(shown, scale)])
+
+
+COMPARISON_TITLES = ("target", "learned", "difference")
+
+
+def comparison(target: torch.Tensor, learned: torch.Tensor, scale: float) -> np.ndarray:
+    """target | learned | learned − target, on one scale with one colour bar."""
+    maps = _fit([target, learned, learned.cpu() - target.cpu()], reserved_px=_bar_block_px(scale))
+    layout = _layout(tuple(m.shape for m in maps), titles=COMPARISON_TITLES, scale=scale)
+    return layout.paint([_diverging(m, scale) for m in maps])
+
+
+def symmetric_scale(values: torch.Tensor) -> float:
+    """The largest |value|, the scale a run's pictures of this kind keep; 1 for all zeros."""
+    biggest = float(values.detach().abs().max()) if values.numel() else 0.0
+    return biggest if biggest > 0 and np.isfinite(biggest) else 1.0
+
+
+def png(picture: np.ndarray) -> bytes:
+    """An (H, W, 3) uint8 picture as PNG bytes (what a TensorBoard image summary holds).
+
+    Written directly: rows unfiltered, zlib at its default level. Pillow's encoder tries a filter
+    per row and takes 3-4x as long on these pictures, for a larger file.
+    """
+    height, width, _ = picture.shape
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # each row: filter type 0, pixels
+    rows[:, 1:] = picture.reshape(height, -1)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+# --- colours ---
+
+
+def _diverging(values: np.ndarray, scale: float) -> np.ndarray:
+    """(h, w) -> (h, w, 3) uint8: blue at -scale, white at 0, red at +scale, clipped beyond."""
+    v = np.clip(np.nan_to_num(values / scale), -1.0, 1.0)
+    positive, negative = np.maximum(v, 0.0), np.maximum(-v, 0.0)
+    rgb = np.stack([1.0 - negative, 1.0 - positive - negative, 1.0 - positive], axis=-1)
+    return np.rint(rgb * 255).astype(np.uint8)
+
+
+def _gray(values: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(np.nan_to_num(values), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+# --- sizes ---
+
+
+def _fit(maps: Sequence[torch.Tensor], reserved_px: int) -> list[np.ndarray]:
+    """The maps as float arrays small enough to fit side by side in the picture.
+
+    A map too big to draw one cell per pixel is averaged down first, on its own device.
+    """
+    n = len(maps)
+    room_w = MAX_WIDTH_PX - reserved_px - n * (2 + GAP_PX)  # frames and gaps
+    room_h = MAX_HEIGHT_PX - TITLE_PX - 2
+    h, w = maps[0].shape
+    factor = min(1.0, room_w / (n * w), room_h / h)
+    out = []
+    for values in maps:
+        values = values.detach().float()
+        if factor < 1.0:
+            size = (max(1, int(h * factor)), max(1, int(w * factor)))
+            values = F.interpolate(values[None, None], size=size, mode="area")[0, 0]
+        out.append(values.cpu().numpy())
+    return out
+
+
+def _cell_px(shapes: Sequence[tuple[int, int]], reserved_px: int) -> int:
+    room_w = MAX_WIDTH_PX - reserved_px - len(shapes) * (2 + GAP_PX)
+    room_h = MAX_HEIGHT_PX - TITLE_PX - 2
+    widest = sum(w for _, w in shapes)
+    tallest = max(h for h, _ in shapes)
+    return max(1, min(CELL_PX, room_w // widest, room_h // tallest))
+
+
+def _labels(scale: float) -> tuple[str, str, str]:
+    return f"+{scale:.3g}", "0", f"-{scale:.3g}"
+
+
+def _bar_block_px(scale: float | None) -> int:
+    """Width of the colour bar, its frame and its labels (0 without a bar)."""
+    if scale is None:
+        return 0
+    return GAP_PX + BAR_PX + 2 + 3 + max(int(_font().getlength(t)) for t in _labels(scale)) + 1
+
+
+@functools.lru_cache(maxsize=1)
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=FONT_PX)  # Pillow's own font: no font file needed
+
+
+# --- layout: everything but the cells, drawn once ---
+
+
+@dataclass(frozen=True)
+class _Layout:
+    canvas: np.ndarray  # (H, W, 3) uint8 with frames, titles and the colour bar; never written
+    origins: tuple[tuple[int, int], ...]  # (y, x) of each panel's first cell
+    cell: int
+
+    def paint(self, colours: Sequence[np.ndarray]) -> np.ndarray:
+        picture = self.canvas.copy()
+        c = self.cell
+        for (y, x), rgb in zip(self.origins, colours, strict=True):
+            block = rgb.repeat(c, axis=0).repeat(c, axis=1) if c > 1 else rgb
+            picture[y : y + block.shape[0], x : x + block.shape[1]] = block
+        return picture
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(
+    shapes: tuple[tuple[int, int], ...], titles: tuple[str, ...], scale: float | None
+) -> _Layout:
+    font = _font()
+    reserved = _bar_block_px(scale)
+    cell = _cell_px(shapes, reserved)
+    framed = [(h * cell + 2, w * cell + 2) for h, w in shapes]
+    slots = [
+        max(fw, int(font.getlength(t)) + 2) if titles else fw
+        for (_, fw), t in zip(framed, titles or [""] * len(shapes), strict=True)
+    ]
+    top = TITLE_PX if titles else 0
+    body = max(fh for fh, _ in framed)
+    if scale is not None:
+        body = max(body, MIN_BAR_PX)
+    width = sum(slots) + GAP_PX * (len(slots) - 1) + reserved
+    canvas = np.full((top + body, width, 3), 255, dtype=np.uint8)
+
+    origins, x = [], 0
+    for (fh, fw), slot in zip(framed, slots, strict=True):
+        left = x + (slot - fw) // 2
+        _frame(canvas, top, left, fh, fw)
+        origins.append((top + 1, left + 1))
+        x += slot + GAP_PX
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    x = 0
+    for title, slot in zip(titles, slots, strict=False):  # no titles: nothing to draw
+        draw.text((x + (slot - font.getlength(title)) / 2, 0), title, fill=BLACK, font=font)
+        x += slot + GAP_PX
+    if scale is not None:
+        bar_x = width - reserved + GAP_PX
+        ramp = np.linspace(scale, -scale, body - 2)[:, None].repeat(BAR_PX, axis=1)
+        canvas = np.array(picture)
+        _frame(canvas, top, bar_x, body, BAR_PX + 2)
+        canvas[top + 1 : top + body - 1, bar_x + 1 : bar_x + 1 + BAR_PX] = _diverging(ramp, scale)
+        picture = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(picture)
+        text_x = bar_x + BAR_PX + 2 + 3
+        plus, zero, minus = _labels(scale)
+        draw.text((text_x, top - 1), plus, fill=BLACK, font=font)
+        draw.text((text_x, top + body // 2 - FONT_PX // 2 - 1), zero, fill=BLACK, font=font)
+        draw.text((text_x, top + body - FONT_PX - 1), minus, fill=BLACK, font=font)
+    canvas = np.array(picture)
+    canvas.setflags(write=False)
+    return _Layout(canvas, tuple(origins), cell)
+
+
+def _frame(canvas: np.ndarray, y: int, x: int, h: int, w: int) -> None:
+    canvas[y, x : x + w] = canvas[y + h - 1, x : x + w] = FRAME
+    canvas[y : y + h, x] = canvas[y : y + h, x + w - 1] = FRAME

@@ -2,7 +2,9 @@
 
 Everything is read back from what the jobs left on disk (`.hydra/`, `metrics.json`, event files),
 so a report can be rebuilt for any sweep dir at any time: finished, half-finished (a job without
-`metrics.json` is reported as `missing`), or copied back from a cluster.
+`metrics.json` is reported as `missing`), or copied back from a cluster. A sweep dir is one holding
+Hydra's `multirun.yaml` (callbacks.SweepReport writes it for sweepers that don't). Rows are sorted by
+the sweep's `objective` (`final_loss` or `kernel_error`, from a job's `.hydra/config.yaml`).
 
     python -m kernellab.report SWEEP_DIR
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import logging
 import math
@@ -30,14 +33,26 @@ from kernellab.tracking import LOSS_TAG
 log = logging.getLogger(__name__)
 
 CSV_FILE, MD_FILE, PNG_FILE = "summary.csv", "summary.md", "summary.png"
-COLUMNS = ["job", "overrides", "status", "final_loss", "weight", "bias", "wall_time_s", "dir"]
+MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of a multirun's config, in the sweep dir
+COLUMNS = [
+    "job",
+    "overrides",
+    "status",
+    "final_loss",
+    "kernel_error",
+    "weight",
+    "bias",
+    "wall_time_s",
+    "dir",
+]
 MD_COLUMNS = COLUMNS[:-1]  # for people: the dir's name only repeats the job and its overrides
+DEFAULT_OBJECTIVE = "final_loss"
 FAILED = {"failed", "missing"}  # statuses counted as failures
 MAX_LEGEND = 20  # beyond this many curves a legend is unreadable; the table says which is which
 
 
 class ReportError(Exception):
-    """A path that can't be reported on: missing, not a directory, or holding no jobs."""
+    """A path that can't be reported on: missing, not a sweep dir, or holding no jobs."""
 
 
 @dataclass
@@ -49,6 +64,7 @@ class JobRow:
     overrides: list[str]
     status: str  # metrics.json's, or `missing` when the job never wrote one
     final_loss: float | None  # None when absent or not finite
+    kernel_error: float | None
     weight: list[Any] | None
     bias: float | None
     wall_time_s: float | None
@@ -61,22 +77,46 @@ class JobRow:
     def label(self) -> str:
         return " ".join(self.overrides)
 
+    def objective(self, name: str) -> float | None:
+        """What the sweeper got from this job (its `objective`); None for a diverged, failed or
+        missing job, which the sweeper saw as inf."""
+        return getattr(self, name) if self.status in ("completed", "interrupted") else None
+
 
 @dataclass
 class SweepReport:
     sweep_dir: Path
-    rows: list[JobRow]  # by final loss, ascending; jobs without a finite loss last
-    best: JobRow | None  # the completed job with the lowest final loss
+    objective: str  # final_loss | kernel_error: what the rows are sorted by
+    rows: list[JobRow]  # by objective, ascending; jobs without a finite one last
+    best: JobRow | None  # the completed job with the lowest objective
     failed: int  # rows whose status is `failed` or `missing`
     files: list[Path]  # what write_report wrote
+
+    def short_label(self, row: JobRow) -> str:
+        """The row's overrides of the keys that vary across jobs (all of them if none varies)."""
+        return self._short_labels[id(row)]
+
+    @functools.cached_property
+    def _short_labels(self) -> dict[int, str]:
+        varying = swept_values(self.rows)
+        labels = {}
+        for index, row in enumerate(self.rows):
+            parts = [f"{k}={v[index]}" for k, v in varying.items() if v[index] is not None]
+            labels[id(row)] = " ".join(parts) if parts else row.label
+        return labels
 
 
 def write_report(sweep_dir: Path) -> SweepReport:
     """Summarise every job under `sweep_dir` into summary.csv, summary.md and summary.png there."""
     sweep_dir = Path(sweep_dir)
-    rows = sorted((read_job(d) for d in find_jobs(sweep_dir)), key=_by_loss)
-    best = next((r for r in rows if r.status == "completed" and r.final_loss is not None), None)
-    report = SweepReport(sweep_dir, rows, best, sum(r.status in FAILED for r in rows), [])
+    jobs = find_jobs(sweep_dir)
+    objective = read_objective(jobs)
+    rows = sorted((read_job(d) for d in jobs), key=lambda row: _by_objective(row, objective))
+    best = next(
+        (r for r in rows if r.status == "completed" and r.objective(objective) is not None), None
+    )
+    failed = sum(r.status in FAILED for r in rows)
+    report = SweepReport(sweep_dir, objective, rows, best, failed, [])
     outputs = {CSV_FILE: _csv_table, MD_FILE: _md_table, PNG_FILE: _png}
     for name, render in outputs.items():
         data = render(report)
@@ -95,6 +135,8 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
         raise ReportError(f"{sweep_dir}: no such directory")
     if not sweep_dir.is_dir():
         raise ReportError(f"{sweep_dir}: not a directory")
+    if not (sweep_dir / MULTIRUN_YAML).is_file():
+        raise ReportError(f"{sweep_dir}: not a multirun dir (no {MULTIRUN_YAML} in it)")
     jobs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir())
     if not jobs:
         raise ReportError(f"{sweep_dir}: no jobs (no directory with .hydra/ in it)")
@@ -116,19 +158,30 @@ def read_job(job_dir: Path) -> JobRow:
         overrides=[str(o) for o in overrides] if isinstance(overrides, list) else [],
         status=str(metrics.get("status", "missing")),
         final_loss=_finite(metrics.get("final_loss")),
+        kernel_error=_finite(metrics.get("kernel_error")),
         weight=metrics.get("weight"),
         bias=_finite(metrics.get("bias")),
         wall_time_s=_finite(metrics.get("wall_time_s")),
     )
 
 
+def read_objective(jobs: list[Path]) -> str:
+    """The sweep's `objective`, from the first job whose `.hydra/config.yaml` names one."""
+    for job_dir in jobs:
+        config = _read_yaml(job_dir / ".hydra" / "config.yaml")
+        if isinstance(config, dict) and isinstance(config.get("objective"), str):
+            return config["objective"]
+    return DEFAULT_OBJECTIVE
+
+
 def best_line(report: SweepReport) -> str:
-    best = report.best
+    best, objective = report.best, report.objective
     if best is None:
         counts = f"{len(report.rows)} jobs, {report.failed} failed or missing"
-        return f"best: none: no job completed with a finite loss ({counts})"
-    overrides = f" ({best.label})" if best.label else ""
-    return f"best: {best.name}{overrides} final_loss={best.final_loss:.4g}"
+        return f"best: none: no job completed with a finite {objective} ({counts})"
+    label = report.short_label(best)
+    overrides = f" ({label})" if label else ""
+    return f"best: {best.name}{overrides} {objective}={best.objective(objective):.4g}"
 
 
 def _job_number(job_dir: Path) -> int | None:
@@ -157,12 +210,13 @@ def _finite(value: Any) -> float | None:
     return float(value) if is_number and math.isfinite(value) else None
 
 
-def _by_loss(row: JobRow) -> tuple[Any, ...]:
-    # without a loss, a job that never ended goes after one that ended badly
+def _by_objective(row: JobRow, objective: str) -> tuple[Any, ...]:
+    # without a value, a job that never ended goes after one that ended badly
     job = row.job if row.job is not None else math.inf
+    value = row.objective(objective)
     return (
-        row.final_loss is None,
-        row.final_loss or 0.0,
+        value is None,
+        value or 0.0,
         row.status == "missing",
         job,
         str(row.dir),
@@ -184,12 +238,13 @@ def _compact(value: Any) -> str:
     return "null" if value is None else _g(value)
 
 
-def _cells(row: JobRow, sweep_dir: Path, final_loss: str) -> list[str]:
+def _cells(row: JobRow, sweep_dir: Path, label: str, final_loss: str, error: str) -> list[str]:
     return [
         "" if row.job is None else str(row.job),
-        row.label,
+        label,
         row.status,
         final_loss,
+        error,
         "" if row.weight is None else _compact(row.weight),
         _g(row.bias),
         _g(row.wall_time_s),
@@ -202,9 +257,10 @@ def _csv_table(report: SweepReport) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in report.rows:
-        # the loss in full precision: it is what the rows are sorted by
+        # full precision: they are what the rows are sorted by; all the overrides
         loss = "" if row.final_loss is None else repr(row.final_loss)
-        writer.writerow(_cells(row, report.sweep_dir, loss))
+        error = "" if row.kernel_error is None else repr(row.kernel_error)
+        writer.writerow(_cells(row, report.sweep_dir, row.label, loss, error))
     return out.getvalue().encode()
 
 
@@ -214,7 +270,11 @@ def _md_table(report: SweepReport) -> bytes:
 
     lines = [f"# Sweep summary: {report.sweep_dir.name}", "", best_line(report), ""]
     lines += [line(MD_COLUMNS), line(["---"] * len(MD_COLUMNS))]
-    rows = [_cells(r, report.sweep_dir, _g(r.final_loss))[: len(MD_COLUMNS)] for r in report.rows]
+    rows = [
+        _cells(r, report.sweep_dir, report.short_label(r), _g(r.final_loss), _g(r.kernel_error))
+        for r in report.rows
+    ]
+    rows = [cells[: len(MD_COLUMNS)] for cells in rows]
     lines += [line(cells) for cells in rows]
     return ("\n".join(lines) + "\n").encode()
 
@@ -262,23 +322,16 @@ def _png(report: SweepReport) -> bytes | None:
     fig.set_layout_engine("constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 1 + len(params), squeeze=False)[0]
-    labels = [_short_label(r, i, swept) for i, r in enumerate(rows)]
+    labels = [f"{'?' if r.job is None else r.job}: {report.short_label(r)}" for r in rows]
     _plot_curves(axes[0], rows, labels)
     for ax, (key, xs) in zip(axes[1:], params.items(), strict=True):
-        _plot_final_loss(ax, key, xs, rows)
+        _plot_objective(ax, key, xs, rows, report.objective)
     if 0 < len(axes[0].lines) <= MAX_LEGEND:
         fontsize = "small" if len(axes[0].lines) <= 8 else "x-small"
         fig.legend(loc="outside lower center", ncols=len(axes), fontsize=fontsize)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=100)
     return out.getvalue()
-
-
-def _short_label(row: JobRow, index: int, swept: dict[str, list[str | None]]) -> str:
-    """`3: optim.lr=0.01`: only what differs between jobs, so the legend stays short."""
-    parts = [f"{k}={v[index]}" for k, v in swept.items() if v[index] is not None]
-    job = "?" if row.job is None else row.job
-    return f"{job}: {' '.join(parts) or row.label}"
 
 
 def _plot_curves(ax: Any, rows: list[JobRow], labels: list[str]) -> None:
@@ -301,17 +354,18 @@ def _plot_curves(ax: Any, rows: list[JobRow], labels: list[str]) -> None:
     ax.set_ylim(top=min(ax.get_ylim()[1], 100 * max(starts)))
 
 
-def _plot_final_loss(ax: Any, key: str, xs: list[float], rows: list[JobRow]) -> None:
-    # > 0: a log scale can't show 0 (nor a missing loss)
-    points = [(x, r.final_loss) for x, r in zip(xs, rows, strict=True) if (r.final_loss or 0) > 0]
+def _plot_objective(ax: Any, key: str, xs: list[float], rows: list[JobRow], objective: str) -> None:
+    # > 0: a log scale can't show 0 (nor a missing value)
+    values = [r.objective(objective) for r in rows]
+    points = [(x, v) for x, v in zip(xs, values, strict=True) if (v or 0) > 0]
     if points:
         ax.plot(*zip(*points, strict=True), "o")  # no line: other swept keys vary along it
         ax.set_yscale("log")
     if min(xs) > 0 and max(xs) / min(xs) >= 10:
         ax.set_xscale("log")
-    ax.set_title(f"final loss vs {key}")
+    ax.set_title(f"{objective} vs {key}")
     ax.set_xlabel(key)
-    ax.set_ylabel("final loss")
+    ax.set_ylabel(objective)
 
 
 # --- command line ---
@@ -321,9 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m kernellab.report",
         description=f"Write {CSV_FILE}, {MD_FILE} and {PNG_FILE} into a Hydra sweep dir: one row "
-        "per job, sorted by final loss, and the loss curves. Works on unfinished sweeps too.",
+        "per job, sorted by the sweep's objective, and the loss curves. Works on unfinished "
+        f"sweeps too; refuses a dir without {MULTIRUN_YAML}.",
     )
-    parser.add_argument("sweep_dir", type=Path, help="the multirun dir (hydra.sweep.dir)")
+    parser.add_argument(
+        "sweep_dir", type=Path, help=f"the multirun dir (hydra.sweep.dir, with {MULTIRUN_YAML})"
+    )
     args = parser.parse_args(argv)
     try:
         report = write_report(args.sweep_dir)

@@ -1,30 +1,63 @@
 """TensorBoard output of a run, written directly into the run dir (one run per Hydra job).
 
 The loop hands over each logged step's values as Python floats (see loop.Progress); each logged
-step becomes one event carrying all its scalars.
+step becomes one event carrying all its scalars. Besides the Scalars, Images and Histograms
+dashboards, every run writes what the Custom Scalars and HParams dashboards need:
+
+- Custom Scalars: a layout (`kernel_layout`) charting the loss beside the kernel error, and each
+  kernel element's learned value `kernel/w_i_j` with its target `kernel/target_i_j` (written at
+  the first and the last logged step: two points make the flat line).
+- HParams: an experiment summary and this run's session (`hparams_summaries`). The summary must be
+  the same in every job of a sweep (TensorBoard reads one run's, "arbitrarily the first"), so its
+  hyperparameters and their types come from the config schema and the sweep's swept keys, never
+  from this run's values, and its metrics are the fixed `HPARAMS_METRICS`. It names the metrics
+  with group "" (the session's own run), which also works when TensorBoard is pointed at one run
+  dir (a run named "."), where TensorBoard's own inference finds no metric values.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import time
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import torch
-from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard.summary import histogram, hparams, image, text
+from google.protobuf import struct_pb2
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+from torch.utils.tensorboard.summary import histogram, text
 
+from kernellab.console import print_interval
 from kernellab.eventfile import EventFile
-from kernellab.pictures import heatmap
+from kernellab.pictures import comparison, grayscale, heatmap, png, symmetric_scale
 
 LOSS_TAG = "train/loss"
 ERROR_TAG = "kernel/error"
 BIAS_TAG = "kernel/bias"
 HISTOGRAM_TAG = "kernel/weights"
 KERNEL_IMAGE_TAG = "kernel/image"
+COMPARE_TAG = "kernel/compare"  # target | learned | difference, one colour scale
+INPUT_TAG = "data/input"
+TARGET_TAG = "data/target"
+TARGET_KERNEL_TAG = "data/target_kernel"
+PREDICTION_TAG = "data/prediction"
 MAX_KERNEL_SCALARS = 25  # a curve per element up to 5x5; beyond that, histogram and image only
+# The HParams metric columns, the same for every run (a per-element list would differ between a
+# [1,2] and a [1,3] job, and TensorBoard shows one run's list). A run without a bias leaves the
+# `kernel/bias` cell empty.
+HPARAMS_METRICS = (LOSS_TAG, ERROR_TAG, BIAS_TAG)
 
 
 def _exponential_bins() -> list[float]:
@@ -47,24 +80,51 @@ def weight_tag(i: int, j: int) -> str:
     return f"kernel/w_{i}_{j}"
 
 
-class TensorBoardTracker:
-    """Writes scalars, kernel snapshots, images, the config and the HParams session of one run."""
+def target_tag(i: int, j: int) -> str:
+    return f"kernel/target_{i}_{j}"
 
-    def __init__(self, run_dir: Path, target: torch.Tensor, purge_step: int | None) -> None:
+
+class TensorBoardTracker:
+    """Writes scalars, kernel snapshots, images, the config and the HParams session of one run.
+
+    Signed pictures keep one colour scale for the whole run: kernels the target kernel's largest
+    |value|, the target Y and the prediction the target Y's (`target_output`; without it, each
+    picture's own).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        target: torch.Tensor,
+        purge_step: int | None,
+        target_output: torch.Tensor | None = None,
+    ) -> None:
         """`target`: the target kernel as the model sees it (embedded in its kernel shape)."""
         self.events = EventFile(run_dir, purge_step)
-        kernel_shape = tuple(target.shape)
-        n = kernel_shape[0] * kernel_shape[1]
+        self.target = target.detach().cpu()
+        self.kernel_scale = symmetric_scale(self.target)
+        self.output_scale = None if target_output is None else symmetric_scale(target_output)
+        kh, kw = self.target.shape
         self.scalar_tags = [LOSS_TAG, ERROR_TAG]
-        if n <= MAX_KERNEL_SCALARS:
-            self.scalar_tags += [
-                weight_tag(i, j) for i in range(kernel_shape[0]) for j in range(kernel_shape[1])
+        self.targets: list[Summary.Value] = []  # kernel/target_i_j, small kernels only
+        if kh * kw <= MAX_KERNEL_SCALARS:
+            elements = [(i, j) for i in range(kh) for j in range(kw)]
+            self.scalar_tags += [weight_tag(i, j) for i, j in elements]
+            values = self.target.flatten().tolist()
+            self.targets = [
+                Summary.Value(tag=target_tag(i, j), simple_value=v)
+                for (i, j), v in zip(elements, values, strict=True)
             ]
+        self.target_steps: list[int] = []  # where the target scalars were written
+        self.last_step: int | None = None
+        if purge_step is None:  # a new run; a resumed one has its layout already
+            self.events.add(layout_summary(kernel_layout((kh, kw))))
 
     def log_step(
         self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
     ) -> None:
-        """One event: the loss, the kernel error, every kernel element (small kernels), the bias."""
+        """One event: the loss, the kernel error, every kernel element (small kernels), the bias,
+        and on the session's first logged step the target elements."""
         values = [loss, error, *kernel][: len(self.scalar_tags)]
         tags = self.scalar_tags
         if bias is not None:
@@ -72,7 +132,11 @@ class TensorBoardTracker:
         summary = Summary(
             value=[Summary.Value(tag=t, simple_value=v) for t, v in zip(tags, values, strict=True)]
         )
+        if not self.target_steps:
+            summary.value.extend(self.targets)
+            self.target_steps.append(step)
         self.events.add(summary, step)
+        self.last_step = step
 
     def log_snapshot(self, step: int, kernel: torch.Tensor) -> None:
         self.events.add(
@@ -80,36 +144,122 @@ class TensorBoardTracker:
             histogram(HISTOGRAM_TAG, _in_bins(kernel.flatten().numpy()), bins=HISTOGRAM_BINS),
             step,
         )
-        self.events.add(image(KERNEL_IMAGE_TAG, heatmap(kernel), dataformats="CHW"), step)
+        self.events.add(image_summary(KERNEL_IMAGE_TAG, heatmap(kernel, self.kernel_scale)), step)
+        picture = comparison(self.target, kernel, self.kernel_scale)
+        self.events.add(image_summary(COMPARE_TAG, picture), step)
 
     def log_image(self, tag: str, values: torch.Tensor, step: int = 0) -> None:
-        self.events.add(image(tag, heatmap(values), dataformats="CHW"), step)
+        """`data/input` in gray levels; kernels and outputs as heat maps on the run's scales."""
+        if tag == INPUT_TAG:
+            picture = grayscale(values)
+        elif tag == TARGET_KERNEL_TAG:
+            picture = heatmap(values, self.kernel_scale)
+        else:  # data/target, data/prediction
+            picture = heatmap(values, self.output_scale or symmetric_scale(values))
+        self.events.add(image_summary(tag, picture), step)
 
     def log_config(self, config_yaml: str) -> None:
         self.events.add(text("config", "```yaml\n" + config_yaml + "\n```"))
 
-    def log_hparams(self, hyperparameters: Mapping[str, Any]) -> None:
-        """This run's HParams session, in the run itself (not a timestamped sub-run).
+    def log_hparams(self, hyperparameters: Mapping[str, Any], swept: Iterable[str] = ()) -> None:
+        """This run's HParams session and the experiment summary every job of its sweep shares.
 
-        Only the session is written, no experiment summary: TensorBoard then builds the experiment
-        from all runs' sessions, so it knows which hyperparameters differ across a sweep, and takes
-        the runs' scalars (`train/loss` first, then the kernel) as metrics. With a summary per run
-        it would take one run's at random and mark nothing as swept.
+        `swept`: the keys its sweep varies (the same in every job), marked as differing.
         """
-        _experiment, session_start, _session_end = hparams(
-            dict(hyperparameters), {LOSS_TAG: float("nan")}
-        )
-        self.events.add(session_start)
+        for summary in hparams_summaries(hyperparameters, swept):
+            self.events.add(summary)
 
     def flush(self) -> None:
         self.events.flush()
 
     def close(self) -> None:
+        """The target elements again at the last logged step, then close the file."""
+        if self.targets and self.last_step is not None and self.last_step not in self.target_steps:
+            self.events.add(Summary(value=self.targets), self.last_step)
+            self.target_steps.append(self.last_step)
         self.events.close()
 
 
-def hyperparameters(cfg: Any) -> dict[str, Any]:
-    """The run's config as flat HParams: lists as strings, the optimizer by its class name."""
+def image_summary(tag: str, picture: Any) -> Summary:
+    """An (H, W, 3) uint8 picture as TensorBoard's image summary (PNG)."""
+    height, width, channels = picture.shape
+    image = Summary.Image(
+        height=height, width=width, colorspace=channels, encoded_image_string=png(picture)
+    )
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
+# --- Custom Scalars ---
+
+
+def kernel_layout(kernel_shape: tuple[int, int]) -> layout_pb2.Layout:
+    """Loss and kernel error side by side; a chart per kernel element, learned against target.
+
+    TensorBoard merges the layouts of all runs: categories by title, charts unless equal. So each
+    chart depends on its element (i, j) only, and a [1,3] job adds just its `w[0,2]` chart to a
+    [1,2] job's layout. Chart tags are regular expressions matched against each run's tags.
+    """
+    kh, kw = kernel_shape
+    lines = layout_pb2.MultilineChartContent
+    categories = [
+        layout_pb2.Category(
+            title="training",
+            chart=[
+                layout_pb2.Chart(title=LOSS_TAG, multiline=lines(tag=[rf"^{LOSS_TAG}$"])),
+                layout_pb2.Chart(title=ERROR_TAG, multiline=lines(tag=[rf"^{ERROR_TAG}$"])),
+            ],
+        )
+    ]
+    if kh * kw <= MAX_KERNEL_SCALARS:
+        categories.append(
+            layout_pb2.Category(
+                title="kernel: learned vs target",
+                chart=[
+                    layout_pb2.Chart(
+                        title=f"w[{i},{j}]",
+                        multiline=lines(tag=[rf"^kernel/(w|target)_{i}_{j}$"]),
+                    )
+                    for i in range(kh)
+                    for j in range(kw)
+                ],
+            )
+        )
+    return layout_pb2.Layout(category=categories)
+
+
+def layout_summary(layout: layout_pb2.Layout) -> Summary:
+    """The Custom Scalars plugin's layout event: a serialized Layout in a string tensor."""
+    tensor = TensorProto(
+        dtype="DT_STRING", string_val=[layout.SerializeToString()], tensor_shape=TensorShapeProto()
+    )
+    metadata = custom_scalars_metadata.create_summary_metadata()
+    return Summary(
+        value=[
+            Summary.Value(
+                tag=custom_scalars_metadata.CONFIG_SUMMARY_TAG, tensor=tensor, metadata=metadata
+            )
+        ]
+    )
+
+
+# --- HParams ---
+
+_KIND_TYPES = {
+    "bool": api_pb2.DATA_TYPE_BOOL,
+    "number": api_pb2.DATA_TYPE_FLOAT64,
+    "string": api_pb2.DATA_TYPE_STRING,
+}
+
+
+def hyperparameters(cfg: Any, kernel_size: Sequence[int] | None = None) -> dict[str, Any]:
+    """The run's config as flat HParams, as the run resolved it.
+
+    `model.kernel_size` is the size used (`kernel_size`, e.g. "[1, 2]" also when the config says
+    null), `logger.snapshot_every` and `trainer.print_every` the intervals used; other nulls
+    (`trainer.resume`) are left out. The optimizer is named by its class. Each value has the
+    type the schema gives its key (`hparam_kinds`): booleans stay booleans, numbers numbers, and
+    anything else is a string, lists as "[1, 2]".
+    """
     from omegaconf import OmegaConf
 
     flat: dict[str, Any] = {}
@@ -121,12 +271,139 @@ def hyperparameters(cfg: Any) -> dict[str, Any]:
             elif key == "_target_":
                 flat[prefix.rstrip(".")] = value.rsplit(".", 1)[-1]
             elif not key.startswith("_"):
-                flat[prefix + key] = (
-                    value if isinstance(value, bool | int | float | str) else str(value)
-                )
+                flat[prefix + key] = value
 
     visit(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
+    steps = flat["trainer.steps"]
+    if kernel_size is not None:
+        flat["model.kernel_size"] = list(kernel_size)
+    flat["logger.snapshot_every"] = snapshot_interval(steps, flat["logger.snapshot_every"])
+    flat["trainer.print_every"] = flat["trainer.print_every"] or print_interval(steps)
+    kinds = hparam_kinds()
+    return {
+        name: _as_kind(value, kinds.get(name) or _kind_of(value))
+        for name, value in flat.items()
+        if value is not None
+    }
+
+
+def snapshot_interval(steps: int, snapshot_every: int | None) -> int:
+    """`logger.snapshot_every`, resolved: null means every ⌈steps/10⌉, about 10 a run."""
+    return snapshot_every or max(1, math.ceil(steps / 10))
+
+
+@functools.lru_cache(maxsize=1)
+def hparam_kinds() -> dict[str, str]:
+    """HParam name -> `bool`, `number` or `string`, from the config schema's field types.
+
+    Keys typed Any in the schema (kernel size, padding, ...) are strings: `0` and `[1, 1]` must
+    be one type across the jobs of a sweep.
+    """
+    from kernellab.config import GRADIENT_DESCENT, Config
+
+    kinds = {"optim": "string"}
+    kinds |= {f"optim.{k}": _kind_of(v) for k, v in GRADIENT_DESCENT.items() if k[0] != "_"}
+
+    def visit(schema: type, prefix: str) -> None:
+        hints = typing.get_type_hints(schema)
+        for f in fields(schema):
+            kind = hints[f.name]
+            if is_dataclass(kind):
+                visit(kind, f"{prefix}{f.name}.")
+            elif f.name != "optim":
+                union = isinstance(kind, types.UnionType) or typing.get_origin(kind) is Union
+                args = set(typing.get_args(kind)) - {type(None)} if union else {kind}
+                if args == {bool}:
+                    kinds[prefix + f.name] = "bool"
+                elif args <= {int, float}:
+                    kinds[prefix + f.name] = "number"
+                else:
+                    kinds[prefix + f.name] = "string"
+
+    visit(Config, "")
+    return kinds
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, int | float) else "string"
+
+
+def _as_kind(value: Any, kind: str) -> bool | float | str:
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, list):
+        return str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def hparam_value(value: bool | float | str) -> struct_pb2.Value:
+    if isinstance(value, bool):  # before int: a bool is an int (torch's hparams() gets it wrong)
+        return struct_pb2.Value(bool_value=value)
+    if isinstance(value, int | float):
+        return struct_pb2.Value(number_value=float(value))
+    return struct_pb2.Value(string_value=str(value))
+
+
+def hparam_infos(hparams: Mapping[str, Any], swept: Iterable[str]) -> list[api_pb2.HParamInfo]:
+    """The experiment's hyperparameters: the same list in every job of a sweep.
+
+    Every schema key; the optimizer's own arguments when the sweep doesn't vary the optimizer
+    (then every job has the same ones); and any swept key. Types from the schema, no domains
+    (one job can't know the sweep's values) except false/true for booleans.
+    """
+    swept = set(swept)
+    kinds = hparam_kinds()
+    names = list(kinds)
+    names += [
+        n
+        for n in hparams
+        if n not in kinds and (n in swept or (n.startswith("optim.") and "optim" not in swept))
+    ]
+    infos = []
+    for name in sorted(names):
+        kind = kinds.get(name) or _kind_of(hparams.get(name))
+        info = api_pb2.HParamInfo(name=name, type=_KIND_TYPES[kind], differs=name in swept)
+        if kind == "bool":
+            info.domain_discrete.extend([False, True])
+        infos.append(info)
+    return infos
+
+
+def hparams_summaries(hparams: Mapping[str, Any], swept: Iterable[str] = ()) -> list[Summary]:
+    """The experiment summary (shared by a sweep's jobs) and this run's session start."""
+    experiment = api_pb2.Experiment(
+        hparam_infos=hparam_infos(hparams, swept),
+        metric_infos=[
+            # group "": the session's own run, also when it is "." (TensorBoard on one run dir)
+            api_pb2.MetricInfo(name=api_pb2.MetricName(group="", tag=tag))
+            for tag in HPARAMS_METRICS
+        ],
+    )
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for name, value in hparams.items():
+        start.hparams[name].CopyFrom(hparam_value(value))
+    return [
+        _hparams_summary(
+            hparams_metadata.EXPERIMENT_TAG,
+            plugin_data_pb2.HParamsPluginData(experiment=experiment),
+        ),
+        _hparams_summary(
+            hparams_metadata.SESSION_START_INFO_TAG,
+            plugin_data_pb2.HParamsPluginData(session_start_info=start),
+        ),
+    ]
+
+
+def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    metadata: SummaryMetadata = hparams_metadata.create_summary_metadata(data)
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata)])
+
+
+# --- reading back ---
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -85,6 +85,7 @@ class Job:
     cfg: DictConfig
     run_dir: Path
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kernellab"))
+    swept: tuple[str, ...] = ()  # the config keys its sweep varies (HParams marks them)
 
 
 @dataclass
@@ -305,10 +306,13 @@ def _stacked_data(members: list[Member]) -> tuple[torch.Tensor, torch.Tensor]:
 def _tracker(member: Member) -> TensorBoardTracker:
     done = member.resumed.step if member.resumed else 0
     tracker = TensorBoardTracker(
-        member.job.run_dir, member.task.kernel, purge_step=done + 1 if done else None
+        member.job.run_dir,
+        member.task.kernel,
+        purge_step=done + 1 if done else None,
+        target_output=member.task.target,
     )
     if member.resumed is None:
-        _log_run_start(tracker, member.job.cfg, member.task)
+        _log_run_start(tracker, member.job.cfg, member.task, member.job.swept)
     return tracker
 
 
@@ -441,9 +445,11 @@ def _graphed(step, device: torch.device) -> CudaGraphStep:
     return CudaGraphStep(step)
 
 
-def _log_run_start(tracker: TensorBoardTracker, cfg: DictConfig, task: Task) -> None:
+def _log_run_start(
+    tracker: TensorBoardTracker, cfg: DictConfig, task: Task, swept: tuple[str, ...] = ()
+) -> None:
     tracker.log_config(config_yaml(cfg))
-    tracker.log_hparams(hyperparameters(cfg))
+    tracker.log_hparams(hyperparameters(cfg, tuple(task.kernel.shape)), swept)
     tracker.log_image("data/input", task.image)
     tracker.log_image("data/target", task.target)
     tracker.log_image("data/target_kernel", task.kernel)
