@@ -380,7 +380,9 @@ def job_files(job_dir: Path) -> dict[str, str]:
     ],
     ids=["default", "chdir", "plain", "batched-sweeper"],
 )
-def test_jobs_match_the_basic_launchers(tmp_path: Path, extra: list[str]) -> None:
+def test_jobs_match_the_basic_launchers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
     sweep = [
         "seed=1,13",
         "optim=sgd,adam",
@@ -393,7 +395,9 @@ def test_jobs_match_the_basic_launchers(tmp_path: Path, extra: list[str]) -> Non
         observer = Observer()
         own = [a for a in sweep if launcher == "batched" or not a.startswith("hydra.launcher.")]
         argv = [f"hydra/launcher={launcher}", *own]
-        returns = multirun(tmp_path / launcher, observer, *argv, raises=ValueError)
+        (tmp_path / launcher).mkdir()
+        monkeypatch.chdir(tmp_path / launcher)  # a relative sweep dir, as kernellab's
+        returns = multirun(Path("sweep"), observer, *argv, raises=ValueError)
         results[launcher] = (returns, observer.seen, list(Recorder.events))
 
     def same(value: Any) -> Any:  # the two sweeps differ in their dirs and launcher only
@@ -457,12 +461,14 @@ def test_logging_is_configured_once_per_launch(tmp_path: Path, monkeypatch) -> N
     assert len(calls) == 2 + 5
 
 
-def test_a_job_that_reconfigures_logging_changes_what_the_basic_launcher_changes(
-    tmp_path: Path,
+@pytest.mark.parametrize("verbose", [False, True])
+def test_jobs_that_change_logging_affect_later_jobs_as_with_the_basic_launcher(
+    tmp_path: Path, verbose: bool
 ) -> None:
-    """Jobs that add a root handler or change a handler's level: each later job starts from
-    its own fresh job logging, as with the basic launcher (which configures it per job)."""
+    """Jobs that add a root handler or change levels: a later job gets what it gets from the
+    basic launcher, which configures the job logging (and hydra.verbose) afresh per job."""
     lines = {}
+    argv = ["seed=range(6)", *(["hydra.verbose=kernellab.test"] if verbose else [])]
     for launcher in ("basic", "batched"):
         extra = tmp_path / f"{launcher}.log"
         observer = Observer()
@@ -475,19 +481,22 @@ def test_a_job_that_reconfigures_logging_changes_what_the_basic_launcher_changes
                 logging.getLogger().handlers[-1].setLevel(logging.ERROR)
             if num == 3:
                 logging.getLogger("kernellab").setLevel(logging.WARNING)
+            if num == 4:
+                logging.getLogger("kernellab.test").setLevel(logging.WARNING)
             return observer(cfg)
 
-        returns = multirun(tmp_path / launcher, task, f"hydra/launcher={launcher}", "seed=range(5)")
-        lines[launcher] = [
-            re.findall(
-                r"job (\d+) seed",
-                Path(r.hydra_cfg.hydra.runtime.output_dir, "train.log").read_text(),
-            )
-            for r in returns
-        ] + [re.findall(r"job (\d+) seed", extra.read_text())]
-        logging.getLogger("kernellab").setLevel(logging.NOTSET)
+        try:
+            returns = multirun(tmp_path / launcher, task, f"hydra/launcher={launcher}", *argv)
+        finally:
+            for name in ("kernellab", "kernellab.test"):
+                logging.getLogger(name).setLevel(logging.NOTSET)
+        logs = [Path(r.hydra_cfg.hydra.runtime.output_dir, "train.log") for r in returns]
+        lines[launcher] = [re.findall(r"job (\d+) seed", p.read_text()) for p in [*logs, extra]]
     assert lines["batched"] == lines["basic"]
-    assert lines["basic"] == [["0"], ["1"], [], [], [], ["1"]]
+    if verbose:  # kernellab.test is set to DEBUG again for every job
+        assert lines["basic"] == [["0"], ["1"], [], ["3"], [], ["5"], ["1"]]
+    else:
+        assert lines["basic"] == [["0"], ["1"], [], [], [], [], ["1"]]
 
 
 # --- the batch-runner seam -----------------------------------------------------------------

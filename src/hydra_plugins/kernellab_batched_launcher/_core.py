@@ -111,6 +111,8 @@ class PreparedJob:
     _launch: _Launch | None = field(default=None, repr=False)
     _started: bool = field(default=False, repr=False)
     _depth: int = field(default=0, repr=False)
+    _sweep_path: str = field(default="", repr=False)  # sweep.dir/subdir as given (maybe relative)
+    _working_dir: str = field(default="", repr=False)
 
     @property
     def started(self) -> bool:
@@ -166,6 +168,8 @@ class PreparedJob:
             raise RuntimeError(f"job {self.idx} already started")
         with self.activate(env=False):
             self._started = True
+            # as run_job: the job dir as configured with hydra.job.chdir, else the cwd now
+            self._working_dir = self._sweep_path if self.chdir else os.getcwd()
             launch.save_hydra_files(self)
             with env_override(self.hydra_cfg.hydra.job.env_set):
                 launch.callbacks.on_job_start(config=self.config, task_function=launch.task)
@@ -204,7 +208,7 @@ class PreparedJob:
             overrides = OmegaConf.to_container(self.config.hydra.overrides.task)
             assert isinstance(overrides, list)
             ret.overrides = overrides
-            ret.working_dir = str(self.output_dir) if self.chdir else os.getcwd()
+            ret.working_dir = self._working_dir
             ret.return_value = value
             ret.status = status
             ret.task_name = JobRuntime.instance().get("name")
@@ -417,11 +421,12 @@ class BatchedLauncherCore:
             # As run_job: HydraConfig is this job's while its output dir is resolved (a view of
             # the whole config reads the same values as set_config's copy of the hydra node).
             instance.cfg = config  # type: ignore[assignment]
-            output_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
+            sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
             subdir = str(OmegaConf.select(config, "hydra.sweep.subdir"))
-            output_dir = os.path.abspath(os.path.join(output_dir, subdir))
+            sweep_path = os.path.join(sweep_dir, subdir)
         finally:
             instance.cfg = saved
+        output_dir = os.path.abspath(sweep_path)
         with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
             config.hydra.runtime.output_dir = output_dir
         return PreparedJob(
@@ -432,6 +437,7 @@ class BatchedLauncherCore:
             hydra_cfg=hydra_view(config),
             output_dir=Path(output_dir),
             _launch=launch,
+            _sweep_path=sweep_path,
         )
 
     @staticmethod
