@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf, flag_override, open_dict, read_writ
 
 from ._compose import ComposedJob, SweepComposer
 from ._logging import JobLogging
+from ._validation import ValidationSharingLoader, unwrap
 
 log = logging.getLogger("hydra_plugins.kernellab_batched_launcher")
 
@@ -336,10 +337,12 @@ class BatchedLauncherCore:
         batch_runner: bool = True,
         fast_compose: bool = True,
         reuse_logging: bool = True,
+        reuse_validation: bool = True,
     ) -> None:
         self.use_batch_runner = batch_runner
         self.fast_compose = fast_compose
         self.reuse_logging = reuse_logging
+        self.reuse_validation = reuse_validation
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -353,16 +356,19 @@ class BatchedLauncherCore:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        self.composer = SweepComposer(hydra_context.config_loader, config, self.fast_compose)
+        loader = unwrap(hydra_context.config_loader)
+        self.composer = SweepComposer(loader, config, self.fast_compose)
         self._validated.clear()
+        if self.reuse_validation and self.composer.fast:
+            # the sweeper holds the same context: its validation pass becomes our composition
+            hydra_context.config_loader = ValidationSharingLoader(loader, self)
 
-    def compose_batch(self, job_overrides: Sequence[Sequence[str]]) -> None:
-        """Compose every job (raising Hydra's error for one that can't be) and keep the
-        configs for `launch`: the sweeper's validation pass then costs nothing extra."""
+    def compose_for_launch(self, overrides: Sequence[str]) -> DictConfig:
+        """Compose a job (raising Hydra's error if it can't be) and keep it for `launch`."""
         assert self.composer is not None
-        for overrides in job_overrides:
-            composed = self.composer.compose_job(overrides)
-            self._validated.setdefault(tuple(overrides), []).append(composed)
+        composed = self.composer.compose_job(overrides)
+        self._validated.setdefault(tuple(overrides), []).append(composed)
+        return composed.config
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
