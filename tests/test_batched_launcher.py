@@ -1,8 +1,8 @@
-"""`hydra/launcher=batched` and `hydra/sweeper=batched` (src/hydra_plugins/kernellab_batched_launcher).
+"""`hydra/launcher=batched` (src/hydra_plugins/kernellab_batched_launcher).
 
 Hydra's own launcher test suites, then: the fast composition against Hydra's, job for job the
 same results and files as Hydra's basic launcher, per-job log files, the batch-runner seam,
-the sweeper's single composition, Optuna, the command line and the packaging.
+one composition per job under the basic sweeper, Optuna, the command line and the packaging.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from hydra.test_utils.launcher_common_tests import (
     IntegrationTestSuite,
     LauncherTestSuite,
 )
-from hydra.types import RunMode
+from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 import kernellab.config  # noqa: F401  (registers the schema)
@@ -61,9 +61,7 @@ def plugin_importable_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_discovery() -> None:
-    launchers = [x.__name__ for x in Plugins.instance().discover(Launcher)]
-    sweepers = [x.__name__ for x in Plugins.instance().discover(Sweeper)]
-    assert "BatchedLauncher" in launchers and "BatchedSweeper" in sweepers
+    assert "BatchedLauncher" in [x.__name__ for x in Plugins.instance().discover(Launcher)]
 
 
 # --- Hydra's own suites ---------------------------------------------------------------------
@@ -73,7 +71,7 @@ def test_discovery() -> None:
     "launcher_name, overrides",
     [
         ("batched", []),
-        ("batched", ["hydra/sweeper=batched"]),
+        ("batched", ["hydra.launcher.reuse_validation=false"]),
         (
             "batched",
             ["hydra.launcher.fast_compose=false", "hydra.launcher.reuse_logging=false"],
@@ -88,7 +86,7 @@ class TestBatchedLauncher(LauncherTestSuite):
     "launcher_name, overrides",
     [
         ("batched", ["hydra.sweeper.max_batch_size=2"]),
-        ("batched", ["hydra/sweeper=batched", "hydra.sweeper.max_batch_size=2"]),
+        ("batched", ["hydra.sweeper.max_batch_size=2", "hydra.launcher.reuse_validation=false"]),
     ],
 )
 class TestBatchedLauncherInBatches(BatchedSweeperTestSuite):
@@ -100,7 +98,7 @@ class TestBatchedLauncherInBatches(BatchedSweeperTestSuite):
     "task_launcher_cfg, extra_flags",
     [
         ({}, ["-m", "hydra/launcher=batched"]),
-        ({}, ["-m", "hydra/launcher=batched", "hydra/sweeper=batched"]),
+        ({}, ["-m", "hydra/launcher=batched", "hydra.launcher.fast_compose=false"]),
     ],
 )
 class TestBatchedLauncherIntegration(IntegrationTestSuite):
@@ -376,11 +374,13 @@ def job_files(job_dir: Path) -> dict[str, str]:
         [],
         ["hydra.job.chdir=true"],
         ["hydra.launcher.reuse_logging=false", "hydra.launcher.fast_compose=false"],
-        ["hydra/sweeper=batched"],
+        ["hydra.sweeper.max_batch_size=2"],  # the failing jobs are in the second
     ],
-    ids=["default", "chdir", "plain", "batched-sweeper"],
+    ids=["default", "chdir", "plain", "two-batches"],
 )
-def test_jobs_match_the_basic_launchers(tmp_path: Path, extra: list[str]) -> None:
+def test_jobs_match_the_basic_launchers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
     sweep = [
         "seed=1,13",
         "optim=sgd,adam",
@@ -393,7 +393,9 @@ def test_jobs_match_the_basic_launchers(tmp_path: Path, extra: list[str]) -> Non
         observer = Observer()
         own = [a for a in sweep if launcher == "batched" or not a.startswith("hydra.launcher.")]
         argv = [f"hydra/launcher={launcher}", *own]
-        returns = multirun(tmp_path / launcher, observer, *argv, raises=ValueError)
+        (tmp_path / launcher).mkdir()
+        monkeypatch.chdir(tmp_path / launcher)  # a relative sweep dir, as kernellab's
+        returns = multirun(Path("sweep"), observer, *argv, raises=ValueError)
         results[launcher] = (returns, observer.seen, list(Recorder.events))
 
     def same(value: Any) -> Any:  # the two sweeps differ in their dirs and launcher only
@@ -457,12 +459,14 @@ def test_logging_is_configured_once_per_launch(tmp_path: Path, monkeypatch) -> N
     assert len(calls) == 2 + 5
 
 
-def test_a_job_that_reconfigures_logging_changes_what_the_basic_launcher_changes(
-    tmp_path: Path,
+@pytest.mark.parametrize("verbose", [False, True])
+def test_jobs_that_change_logging_affect_later_jobs_as_with_the_basic_launcher(
+    tmp_path: Path, verbose: bool
 ) -> None:
-    """Jobs that add a root handler or change a handler's level: each later job starts from
-    its own fresh job logging, as with the basic launcher (which configures it per job)."""
+    """Jobs that add a root handler or change levels: a later job gets what it gets from the
+    basic launcher, which configures the job logging (and hydra.verbose) afresh per job."""
     lines = {}
+    argv = ["seed=range(6)", *(["hydra.verbose=kernellab.test"] if verbose else [])]
     for launcher in ("basic", "batched"):
         extra = tmp_path / f"{launcher}.log"
         observer = Observer()
@@ -475,19 +479,22 @@ def test_a_job_that_reconfigures_logging_changes_what_the_basic_launcher_changes
                 logging.getLogger().handlers[-1].setLevel(logging.ERROR)
             if num == 3:
                 logging.getLogger("kernellab").setLevel(logging.WARNING)
+            if num == 4:
+                logging.getLogger("kernellab.test").setLevel(logging.WARNING)
             return observer(cfg)
 
-        returns = multirun(tmp_path / launcher, task, f"hydra/launcher={launcher}", "seed=range(5)")
-        lines[launcher] = [
-            re.findall(
-                r"job (\d+) seed",
-                Path(r.hydra_cfg.hydra.runtime.output_dir, "train.log").read_text(),
-            )
-            for r in returns
-        ] + [re.findall(r"job (\d+) seed", extra.read_text())]
-        logging.getLogger("kernellab").setLevel(logging.NOTSET)
+        try:
+            returns = multirun(tmp_path / launcher, task, f"hydra/launcher={launcher}", *argv)
+        finally:
+            for name in ("kernellab", "kernellab.test"):
+                logging.getLogger(name).setLevel(logging.NOTSET)
+        logs = [Path(r.hydra_cfg.hydra.runtime.output_dir, "train.log") for r in returns]
+        lines[launcher] = [re.findall(r"job (\d+) seed", p.read_text()) for p in [*logs, extra]]
     assert lines["batched"] == lines["basic"]
-    assert lines["basic"] == [["0"], ["1"], [], [], [], ["1"]]
+    if verbose:  # kernellab.test is set to DEBUG again for every job
+        assert lines["basic"] == [["0"], ["1"], [], ["3"], [], ["5"], ["1"]]
+    else:
+        assert lines["basic"] == [["0"], ["1"], [], [], [], [], ["1"]]
 
 
 # --- the batch-runner seam -----------------------------------------------------------------
@@ -600,20 +607,21 @@ def test_batch_runner_decorator_works_on_either_side_of_hydra_main(order: str) -
     assert find_batch_runner(make_task()) is None
 
 
-# --- the sweeper: one composition per job -------------------------------------------------
+# --- the basic sweeper's validation: one composition per job ------------------------------
 
 
 @pytest.mark.parametrize(
-    "launcher, sweeper, full, fast",
+    "argv, full, fast",
     [
-        ("basic", "basic", 2 * 4, 0),
-        ("batched", "basic", 4 + 1, 4),
-        ("batched", "batched", 1, 4),
-        ("basic", "batched", 1 + 4, 4),
+        (["hydra/launcher=basic"], 2 * 4, 0),
+        (["hydra/launcher=batched"], 1, 4),  # validation composes, the launch reuses
+        (["hydra/launcher=batched", "hydra.launcher.reuse_validation=false"], 4 + 1, 4),
+        (["hydra/launcher=batched", "hydra.launcher.fast_compose=false"], 2 * 4, 0),
     ],
+    ids=["basic", "batched", "batched-own-validation", "batched-hydra-composition"],
 )
 def test_how_often_each_job_is_composed(
-    tmp_path: Path, monkeypatch, launcher, sweeper, full, fast
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], full: int, fast: int
 ) -> None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
@@ -632,23 +640,65 @@ def test_how_often_each_job_is_composed(
 
     monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", load)
     monkeypatch.setattr(SweepComposer, "compose_job", compose)
-    argv = [f"hydra/launcher={launcher}", f"hydra/sweeper={sweeper}", "seed=range(4)"]
-    returns = multirun(tmp_path / "s", make_task(), *argv)
+    returns = multirun(tmp_path / "s", make_task(), *argv, "seed=range(4)")
     assert [r.return_value for r in returns] == [0, 1, 2, 3]
     assert counts == {"full": full, "fast": fast}
 
 
-def test_batched_sweeper_refuses_a_bad_job_before_running_any(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reuse", ["true", "false"])
+def test_a_bad_job_is_refused_before_any_job_runs(tmp_path: Path, reuse: str) -> None:
     calls = []
-
-    def task(cfg: DictConfig) -> None:
-        calls.append(cfg)
-
-    for sweeper in ("basic", "batched"):
-        argv = ["hydra/launcher=batched", f"hydra/sweeper={sweeper}", "optim.lr=0.1,abc"]
-        with pytest.raises(Exception, match=r"optim\.lr=abc"):
-            multirun(tmp_path / sweeper, task, *argv)
+    argv = ["hydra/launcher=batched", f"hydra.launcher.reuse_validation={reuse}"]
+    with pytest.raises(Exception, match=r"optim\.lr=abc"):
+        multirun(tmp_path / "s", calls.append, *argv, "optim.lr=0.1,abc")
     assert calls == []
+
+
+def test_only_the_sweepers_validation_is_taken_over() -> None:
+    from hydra_plugins.kernellab_batched_launcher._validation import (
+        ValidationSharingLoader,
+        unwrap,
+    )
+
+    master, other = OmegaConf.create({"a": 1}), OmegaConf.create({"a": 1})
+
+    class Loader:
+        def load_sweep_config(self, master_config, sweep_overrides):
+            return ("hydra", master_config is master, sweep_overrides)
+
+        def list_groups(self, parent):
+            return ["g"]
+
+        secret = 42
+
+    class Core:
+        config = master
+
+        def compose_for_launch(self, overrides):
+            return ("launcher", overrides)
+
+    loader = ValidationSharingLoader(Loader(), Core())  # type: ignore[arg-type]
+    assert unwrap(ValidationSharingLoader(loader, Core())) is loader.loader  # type: ignore[arg-type]
+
+    class Validator(Sweeper):  # Hydra's validate_batch_is_legal, inherited
+        def __init__(self, config):
+            self.hydra_context = HydraContext(config_loader=loader, callbacks=None)  # type: ignore[arg-type]
+            self.config = config
+
+        def setup(self, **kwargs):
+            pass
+
+        def sweep(self, arguments):
+            pass
+
+    calls = []
+    Core.compose_for_launch = lambda self, o: calls.append(("launcher", o))  # type: ignore[method-assign]
+    Validator(master).validate_batch_is_legal([["x=1"], ["x=2"]])
+    assert calls == [("launcher", ["x=1"]), ("launcher", ["x=2"])]
+    Validator(other).validate_batch_is_legal([["x=3"]])  # another config: Hydra's loader
+    assert len(calls) == 2
+    assert loader.load_sweep_config(master, ["x=4"]) == ("hydra", True, ["x=4"])  # not validation
+    assert loader.list_groups("") == ["g"] and loader.secret == 42
 
 
 # --- Optuna, and the command line ---------------------------------------------------------
@@ -682,7 +732,6 @@ def test_cli_sweep_trains_every_job(tmp_path: Path) -> None:
     proc = run_cli(
         "-m",
         "hydra/launcher=batched",
-        "hydra/sweeper=batched",
         "seed=0,1,2",
         "trainer.steps=5",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
@@ -734,7 +783,7 @@ def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("kernellab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     plugin = "hydra_plugins/kernellab_batched_launcher/"
-    modules = ("__init__.py", "batched_launcher.py", "batched_sweeper.py", "config.py", "_core.py")
+    modules = ("__init__.py", "batched_launcher.py", "config.py", "_core.py", "_validation.py")
     assert {plugin + m for m in modules} <= names
     assert "kernellab/train.py" in names
     assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with others

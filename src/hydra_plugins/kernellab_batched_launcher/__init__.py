@@ -1,4 +1,4 @@
-"""kernellab's batched Hydra launcher: `hydra/launcher=batched` (and `hydra/sweeper=batched`).
+"""kernellab's batched Hydra launcher: `hydra/launcher=batched`.
 
 Jobs run in this process. A launch prepares the whole batch first (`PreparedJob`: composed
 config, number, output dir), then hands it to the task function's batch runner, if it has one

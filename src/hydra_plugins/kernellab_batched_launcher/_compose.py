@@ -67,6 +67,11 @@ class SweepComposer:
             log.debug("batched launcher: fast composition disabled (%s)", error)
             return None
 
+    @property
+    def fast(self) -> bool:
+        """Whether jobs can take the fast path at all (else every job is Hydra's composition)."""
+        return self._repo is not None
+
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         return self.compose_job(overrides).config
 

@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, flag_override, open_dict, read_writ
 
 from ._compose import ComposedJob, SweepComposer
 from ._logging import JobLogging
+from ._validation import ValidationSharingLoader, unwrap
 
 log = logging.getLogger("hydra_plugins.kernellab_batched_launcher")
 
@@ -112,6 +113,8 @@ class PreparedJob:
     _launch: _Launch | None = field(default=None, repr=False)
     _started: bool = field(default=False, repr=False)
     _depth: int = field(default=0, repr=False)
+    _sweep_path: str = field(default="", repr=False)  # sweep.dir/subdir as given (maybe relative)
+    _working_dir: str = field(default="", repr=False)
 
     @property
     def started(self) -> bool:
@@ -167,6 +170,8 @@ class PreparedJob:
             raise RuntimeError(f"job {self.idx} already started")
         with self.activate(env=False):
             self._started = True
+            # as run_job: the job dir as configured with hydra.job.chdir, else the cwd now
+            self._working_dir = self._sweep_path if self.chdir else os.getcwd()
             launch.save_hydra_files(self)
             with env_override(self.hydra_cfg.hydra.job.env_set):
                 launch.callbacks.on_job_start(config=self.config, task_function=launch.task)
@@ -205,7 +210,7 @@ class PreparedJob:
             overrides = OmegaConf.to_container(self.config.hydra.overrides.task)
             assert isinstance(overrides, list)
             ret.overrides = overrides
-            ret.working_dir = str(self.output_dir) if self.chdir else os.getcwd()
+            ret.working_dir = self._working_dir
             ret.return_value = value
             ret.status = status
             ret.task_name = JobRuntime.instance().get("name")
@@ -334,23 +339,6 @@ def _to_yaml(cfg: Any) -> str:
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _ValidatingLoader:
-    """Hydra's config loader, except that `load_sweep_config` (what a sweeper's validation of a
-    batch calls) composes through the launcher and keeps the config for its launch."""
-
-    def __init__(self, loader: Any, core: BatchedLauncherCore) -> None:
-        self.loader, self._core = loader, core
-
-    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> Any:
-        if master_config is not self._core.config:
-            return self.loader.load_sweep_config(master_config, sweep_overrides)
-        self._core.compose_batch([sweep_overrides])
-        return self._core._validated[tuple(sweep_overrides)][-1].config
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
-
-
 class BatchedLauncherCore:
     """Everything `BatchedLauncher` does; kept out of the plugin module so that Hydra's plugin
     scan (which re-executes plugin modules) never makes two copies of these classes."""
@@ -360,10 +348,12 @@ class BatchedLauncherCore:
         batch_runner: bool = True,
         fast_compose: bool = True,
         reuse_logging: bool = True,
+        reuse_validation: bool = True,
     ) -> None:
         self.use_batch_runner = batch_runner
         self.fast_compose = fast_compose
         self.reuse_logging = reuse_logging
+        self.reuse_validation = reuse_validation
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -375,25 +365,21 @@ class BatchedLauncherCore:
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         self.config = config
-        self.task_function = task_function
-        loader = hydra_context.config_loader
-        if isinstance(loader, _ValidatingLoader):  # set up again by the same sweeper
-            loader = loader.loader
-        self.composer = SweepComposer(loader, config, self.fast_compose)
-        # The sweeper validates each batch by composing every job through this context's loader
-        # (Sweeper.validate_batch_is_legal, the basic and Optuna sweepers alike) and the launch
-        # composes it again: pointed at this launcher, that first composition is the only one.
-        hydra_context.config_loader = _ValidatingLoader(loader, self)
         self.hydra_context = hydra_context
+        self.task_function = task_function
+        loader = unwrap(hydra_context.config_loader)
+        self.composer = SweepComposer(loader, config, self.fast_compose)
         self._validated.clear()
+        if self.reuse_validation and self.composer.fast:
+            # the sweeper holds the same context: its validation pass becomes our composition
+            hydra_context.config_loader = ValidationSharingLoader(loader, self)
 
-    def compose_batch(self, job_overrides: Sequence[Sequence[str]]) -> None:
-        """Compose every job (raising Hydra's error for one that can't be) and keep the
-        configs for `launch`: the sweeper's validation pass then costs nothing extra."""
+    def compose_for_launch(self, overrides: Sequence[str]) -> DictConfig:
+        """Compose a job (raising Hydra's error if it can't be) and keep it for `launch`."""
         assert self.composer is not None
-        for overrides in job_overrides:
-            composed = self.composer.compose_job(overrides)
-            self._validated.setdefault(tuple(overrides), []).append(composed)
+        composed = self.composer.compose_job(overrides)
+        self._validated.setdefault(tuple(overrides), []).append(composed)
+        return composed.config
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -452,11 +438,12 @@ class BatchedLauncherCore:
             # As run_job: HydraConfig is this job's while its output dir is resolved (a view of
             # the whole config reads the same values as set_config's copy of the hydra node).
             instance.cfg = config  # type: ignore[assignment]
-            output_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
+            sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
             subdir = str(OmegaConf.select(config, "hydra.sweep.subdir"))
-            output_dir = os.path.abspath(os.path.join(output_dir, subdir))
+            sweep_path = os.path.join(sweep_dir, subdir)
         finally:
             instance.cfg = saved
+        output_dir = os.path.abspath(sweep_path)
         with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
             config.hydra.runtime.output_dir = output_dir
         return PreparedJob(
@@ -467,6 +454,7 @@ class BatchedLauncherCore:
             hydra_cfg=hydra_view(config),
             output_dir=Path(output_dir),
             _launch=launch,
+            _sweep_path=sweep_path,
         )
 
     @staticmethod

@@ -60,7 +60,7 @@ class JobLogging:
             key is not None
             and key == self._key
             and set(files) == set(self._files)
-            and self._fingerprint == _fingerprint(resolved)
+            and self._fingerprint == _fingerprint(resolved, verbose)
         ):
             for name, path in files.items():
                 handler = self._files[name]
@@ -77,7 +77,7 @@ class JobLogging:
             live[name].baseFilename == path for name, path in files.items()
         ):
             self._key, self._files = key, live  # type: ignore[assignment]
-            self._fingerprint = _fingerprint(resolved)
+            self._fingerprint = _fingerprint(resolved, verbose)
             self._opened.update(files.values())
 
     def park(self) -> None:
@@ -142,7 +142,7 @@ def _split_file_names(conf: Any, verbose: Any) -> tuple[Any, dict[str, str]]:
     for name, spec in handlers.items():
         if not isinstance(spec, dict):
             return None, {}
-        if spec.get("class") in ("logging.FileHandler", "FileHandler") and "filename" in spec:
+        if spec.get("class") == "logging.FileHandler" and "filename" in spec:
             if spec.get("delay"):
                 return None, {}
             files[name] = os.path.abspath(spec["filename"])
@@ -153,9 +153,13 @@ def _split_file_names(conf: Any, verbose: Any) -> tuple[Any, dict[str, str]]:
     return (key, verbose), files
 
 
-def _fingerprint(conf: dict[str, Any]) -> Any:
-    """The live state dictConfig set up for `conf`: a change means someone re-configured."""
-    names = [None, *(conf.get("loggers") or {})]
+def _fingerprint(conf: dict[str, Any], verbose: Any) -> Any:
+    """The live state configure_log set up for `conf` and `verbose` (loggers set to DEBUG):
+    a change means someone re-configured logging since."""
+    verbose_names = [verbose] if isinstance(verbose, str) else []
+    if OmegaConf.is_list(verbose) or isinstance(verbose, list):
+        verbose_names = list(verbose)
+    names = [None, *(conf.get("loggers") or {}), *verbose_names]
     loggers = []
     for name in names:
         logger = logging.getLogger(name)

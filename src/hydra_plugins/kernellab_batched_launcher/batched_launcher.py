@@ -22,22 +22,25 @@ if TYPE_CHECKING:
 
 class BatchedLauncher(Launcher):
     def __init__(
-        self, batch_runner: bool = True, fast_compose: bool = True, reuse_logging: bool = True
+        self,
+        batch_runner: bool = True,
+        fast_compose: bool = True,
+        reuse_logging: bool = True,
+        reuse_validation: bool = True,
     ) -> None:
         from ._core import BatchedLauncherCore
 
         self.core = BatchedLauncherCore(
-            batch_runner=batch_runner, fast_compose=fast_compose, reuse_logging=reuse_logging
+            batch_runner=batch_runner,
+            fast_compose=fast_compose,
+            reuse_logging=reuse_logging,
+            reuse_validation=reuse_validation,
         )
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         self.core.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-
-    def compose_batch(self, job_overrides: Sequence[Sequence[str]]) -> None:
-        """Validate a batch by composing it; `launch` then reuses the configs."""
-        self.core.compose_batch(job_overrides)
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int

@@ -1,7 +1,6 @@
-"""`hydra/launcher=batched` and `hydra/sweeper=batched`, registered in Hydra's ConfigStore."""
+"""`hydra/launcher=batched`, registered in Hydra's ConfigStore."""
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
@@ -18,15 +17,9 @@ class BatchedLauncherConf:
     # Re-point the job logging's file handlers at each job's file; false: configure logging
     # from scratch for every job, as Hydra's basic launcher does.
     reuse_logging: bool = True
-
-
-@dataclass
-class BatchedSweeperConf:
-    """Hydra's basic sweeper; the batch validation is done by the launcher's composition."""
-
-    _target_: str = "hydra_plugins.kernellab_batched_launcher.batched_sweeper.BatchedSweeper"
-    max_batch_size: int | None = None
-    params: dict[str, str] | None = field(default=None)
+    # The sweeper's validation pass (the basic sweeper composes every job before a launch)
+    # composes with fast_compose and the launch reuses those configs; false: Hydra's own.
+    reuse_validation: bool = True
 
 
 ConfigStore.instance().store(
@@ -35,11 +28,4 @@ ConfigStore.instance().store(
     node=BatchedLauncherConf,
     provider="kernellab_batched_launcher",
 )
-ConfigStore.instance().store(
-    group="hydra/sweeper",
-    name="batched",
-    node=BatchedSweeperConf,
-    provider="kernellab_batched_launcher",
-)
-
-__all__: list[Any] = ["BatchedLauncherConf", "BatchedSweeperConf"]
+__all__ = ["BatchedLauncherConf"]
