@@ -21,6 +21,7 @@ from typing import Any
 
 import hydra
 import pytest
+import yaml
 from hydra._internal.hydra import Hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -46,6 +47,19 @@ from hydra_plugins.kernellab_batched_launcher import (
 )
 from hydra_plugins.kernellab_batched_launcher._compose import SweepComposer
 from tests.helpers import run_cli
+
+
+@pytest.fixture(autouse=True)
+def unspecified_version_base() -> Iterator[None]:
+    """Hydra's test suites expect the version base they set themselves (none: Hydra 1.1's
+    behaviour, the job's cwd changed); kernellab's own tests leave 1.3 behind in the process."""
+    from hydra.version import _UNSPECIFIED_, VersionBase
+
+    base = VersionBase.instance()
+    saved, base.version_base = base.version_base, _UNSPECIFIED_
+    yield
+    base.version_base = saved
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -129,7 +143,7 @@ KERNELLAB_JOBS = [
     ["task.target_kernel=[[1,0],[0,-1]]"],
     ["hydra.job.name=other", "seed=1"],  # a hydra override: Hydra's full path
     # Hydra's errors, each the same either way
-    ["optim.lr=abc"],
+    ["trainer.steps=abc"],
     ["boo=bar"],
     ["optim=nope"],
     ["task.stripe=[a,b]"],
@@ -364,6 +378,8 @@ def job_files(job_dir: Path) -> dict[str, str]:
             text = path.read_text()
             if path.suffix == ".log":  # timestamps differ
                 text = re.sub(r"^\[[^\]]*\]", "[time]", text, flags=re.M)
+            if path.suffix == ".yaml":  # the same content; libyaml folds long strings its own way
+                text = yaml.safe_dump(yaml.safe_load(text), sort_keys=False)
             files[str(path.relative_to(job_dir))] = text
     return files
 
@@ -649,8 +665,8 @@ def test_how_often_each_job_is_composed(
 def test_a_bad_job_is_refused_before_any_job_runs(tmp_path: Path, reuse: str) -> None:
     calls = []
     argv = ["hydra/launcher=batched", f"hydra.launcher.reuse_validation={reuse}"]
-    with pytest.raises(Exception, match=r"optim\.lr=abc"):
-        multirun(tmp_path / "s", calls.append, *argv, "optim.lr=0.1,abc")
+    with pytest.raises(Exception, match=r"trainer\.steps=abc"):
+        multirun(tmp_path / "s", calls.append, *argv, "trainer.steps=1,abc")
     assert calls == []
 
 
