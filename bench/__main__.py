@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [--only NAME,...] [--out PATH]`: run the suite, write RESULTS.md.
 
 Benchmarks: step (1), large (2), backends (3), cold (4), sweep (5), peer (6), gpu (7),
-batched (8).
+batched (8), stencil (9).
 Results are written after every benchmark, so an interrupted run keeps what it measured.
 """
 
@@ -21,6 +21,7 @@ from bench.peer import peer
 from bench.report import Section, document
 from bench.scale import FULL, QUICK, Scale
 from bench.startup import cold_start, sweeps
+from bench.stencil import stencil
 from bench.steps import large_image, step_cost
 from bench.timing import progress
 
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, Benchmark]] = {
     "peer": ("6. Peer: Lightning", peer),
     "gpu": ("7. GPU", gpu.run),
     "batched": ("8. Batched sweeps", batched),
+    "stencil": ("9. Large images: the fused step", stencil),
 }
 SMALL_PRINT = re.compile(r"\s*<sub>.*?</sub>")
 PREAMBLE = [

@@ -26,6 +26,7 @@ class Scale:
     peer_steps: tuple[int, int] = (50, 350)  # per-step cost = difference of two fits
     profiled_jobs: int = 4  # the sweep run under cProfile for the breakdown
     batched_seeds: int = 1000  # `python train.py -m hydra/launcher=batched 'seed=range(N)'`
+    stencil_sizes: tuple[int, ...] = (1024, 4096, 8192)  # the fused step's images
 
 
 FULL = Scale()
@@ -49,4 +50,5 @@ QUICK = Scale(
     peer_steps=(10, 60),
     profiled_jobs=2,
     batched_seeds=50,
+    stencil_sizes=(256, 1024),
 )

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from bench import ROOT
+from bench.report import Section
+from bench.scale import Scale
 from bench.timing import interleaved
 
 SIZES = (1024, 4096, 8192)
@@ -300,6 +302,20 @@ def _python(code: str, env: dict[str, str] | None = None) -> subprocess.Complete
         check=True,
         timeout=900,
         env={**os.environ, "PYTHONPATH": pythonpath, **(env or {})},
+    )
+
+
+def stencil(scale: Scale) -> Section:
+    """Benchmark 9 of `python -m bench`: step time against torch.add, and peak memory."""
+    sizes = scale.stencil_sizes
+    tables = [*step_times(sizes, scale.reps, [torch.get_num_threads()]), "", *peak_memory(sizes)]
+    return Section(
+        "9. Large images: the fused step",
+        "The training step of a random single-channel image, 3×3 kernel, padding 1, with "
+        "`model.backend=fused` (one pass: `kernellab.stencil`) and with F.conv2d, against one "
+        "`torch.add(X, Y, out=Z)` over the image at the same thread count (the memory-pass bound). "
+        "`python -m bench.stencil` has more (accuracy, crossover, cold start).\n\n"
+        + "\n".join(tables),
     )
 
 

@@ -25,6 +25,8 @@ from kernellab.optim import GradientDescent
 
 MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
 FLOAT32_MAX = 3.4028234663852886e38
+# The `loop` backend's step takes ~50 µs an output: bounded, so a signal is honoured within seconds
+MAX_LOOP_OUTPUTS = 128 * 128
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ def validate(cfg: DictConfig) -> Geometry:
     )
     _require_choice("model.init", model.init, INITS)
     _require_choice("model.backend", model.backend, (AUTO, *BACKENDS))
+    outputs = output_shape(input_hw, kernel_size, padding, stride)
+    _require(
+        model.backend != "loop" or outputs[0] * outputs[1] <= MAX_LOOP_OUTPUTS,
+        "model.backend",
+        "loop",
+        f"the book's Python loop is for small problems (at most {MAX_LOOP_OUTPUTS} outputs, a"
+        f" second or so a step; this one has {outputs[0] * outputs[1]}): use auto, torch, fused or"
+        " corr2d",
+    )
     optimizer = validate_optimizer(cfg.optim)
     _validate_trainer_and_logger(cfg, optimizer)
     return Geometry(
@@ -86,7 +97,7 @@ def validate(cfg: DictConfig) -> Geometry:
         padding=padding,
         stride=stride,
         input_shape=input_hw,
-        output_shape=output_shape(input_hw, kernel_size, padding, stride),
+        output_shape=outputs,
     )
 
 
