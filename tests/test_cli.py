@@ -28,7 +28,8 @@ def test_default_run_prints_progress_and_leaves_a_complete_run_dir(tmp_path):
         "step 15",
         "step 20",
     ]
-    assert lines[-2].startswith("weight: [[") and lines[-1].startswith("bias: ")
+    assert lines[-3].startswith("weight: [[") and lines[-2].startswith("bias: ")
+    assert lines[-1].startswith("kernel_error: ")
     (run_dir,) = run_dirs(tmp_path)
     for name in ("metrics.json", "checkpoint.pt", "train.log", ".hydra/config.yaml"):
         assert (run_dir / name).exists(), name
@@ -37,7 +38,7 @@ def test_default_run_prints_progress_and_leaves_a_complete_run_dir(tmp_path):
     assert metrics["status"] == "completed"
     assert len(scalars["train/loss"]) == 20
     assert scalars["train/loss"][-1][1] == pytest.approx(metrics["final_loss"], rel=1e-6)
-    assert f"loss {metrics['final_loss']:.4g}" in lines[-3]
+    assert f"loss {metrics['final_loss']:.4g}" in lines[-4]
 
 
 @pytest.mark.slow
@@ -94,7 +95,7 @@ BAD_INPUTS = [
     ("trainer.steps=-1", "trainer.steps=-1: must be"),
     ("model.kernel_size=[7,9]", "model.kernel_size=[7,9]: must fit the padded input"),
     ("model.kernel_size=[1,1]", "model.kernel_size=[1,1]: must be at least the target"),
-    ("model.backend=fast", "model.backend=fast: must be one of torch, corr2d, loop"),
+    ("model.backend=fast", "model.backend=fast: must be one of auto, torch, fused, corr2d, loop"),
     ("task.target_kernel=sobel_z", "task.target_kernel=sobel_z: must be one of"),
 ]
 if not torch.cuda.is_available():
