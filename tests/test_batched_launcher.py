@@ -74,6 +74,19 @@ def plugin_importable_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(SRC), path) if p))
 
 
+@pytest.fixture(autouse=True)
+def fresh_version_base() -> Iterator[None]:
+    """Hydra's version_base is process-wide: other test modules set 1.3, Hydra's launcher
+    suites expect it unset (their apps don't set it). Each test here starts unset."""
+    from hydra.version import _UNSPECIFIED_, VersionBase
+
+    base = VersionBase.instance()  # a Singleton: VersionBase() would be this same object
+    saved = base.version_base
+    base.version_base = _UNSPECIFIED_
+    yield
+    VersionBase.instance().version_base = saved
+
+
 def test_discovery() -> None:
     assert "BatchedLauncher" in [x.__name__ for x in Plugins.instance().discover(Launcher)]
 
@@ -316,6 +329,7 @@ def multirun(
     batch: `raises` expects that."""
     state = copy.deepcopy(hydra.core.singleton.Singleton.get_state())
     Recorder.events, Recorder.returns = [], []
+    hydra.version.setbase("1.3")  # as train.py's @hydra.main
     try:
         app = Hydra.create_main_hydra_file_or_module(
             calling_file=str(ROOT / "train.py"),
@@ -803,3 +817,25 @@ def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     assert {plugin + m for m in modules} <= names
     assert "kernellab/train.py" in names
     assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with others
+
+
+def test_validation_is_recognised_under_a_wrapper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profiler or spy that wraps Hydra's validate_batch_is_legal (functools.wraps) before
+    the launcher is imported doesn't hide Hydra's function from it."""
+    import functools
+    import importlib
+
+    from hydra_plugins.kernellab_batched_launcher import _validation
+
+    original = Sweeper.validate_batch_is_legal
+
+    @functools.wraps(original)
+    def spy(self, batch):
+        return original(self, batch)
+
+    monkeypatch.setattr(Sweeper, "validate_batch_is_legal", spy)
+    try:
+        assert importlib.reload(_validation)._VALIDATION is original.__code__
+    finally:
+        monkeypatch.undo()
+        importlib.reload(_validation)

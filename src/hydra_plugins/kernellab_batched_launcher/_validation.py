@@ -13,6 +13,7 @@ doesn't validate), and no other caller sees a difference.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
     from ._core import BatchedLauncherCore
 
-_VALIDATION = Sweeper.validate_batch_is_legal.__code__
+# Hydra's own function, under any functools.wraps-style wrapper (a profiler, a test's spy)
+_VALIDATION = inspect.unwrap(Sweeper.validate_batch_is_legal).__code__
 
 
 class ValidationSharingLoader(ConfigLoader):
