@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test test-fast lint format bench clean
+.PHONY: setup train test test-fast lint format bench faults clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 # About 7 minutes on 2 cores; writes bench/RESULTS.md. BENCH_ARGS="--quick" or "--only step,cold".
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Every bad input and fault of README's Reliability table, tried as a user would; prints a table.
+faults: $(STAMP)
+	$(PY) scripts/faults.py
 
 clean:
 	rm -rf $(VENV) outputs/*/ multirun .pytest_cache

@@ -1,5 +1,6 @@
 """corr2d and output_shape against the book's examples and against F.conv2d."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -66,3 +67,13 @@ def test_matches_conv2d_shape_and_values(g, seed):
     assert output_shape(X.shape, K.shape, padding, stride) == tuple(expected.shape)
     torch.testing.assert_close(corr2d(X, K, padding, stride), expected)
     torch.testing.assert_close(corr2d_reference(X, K, padding, stride), expected)
+
+
+@pytest.mark.parametrize(("padding", "stride"), [(0, 1), (1, 1), (2, 3), ((1, 0), (2, 1))])
+def test_banded_conv2d_equals_one_call(monkeypatch, padding, stride):
+    import kernellab.ops as ops
+
+    monkeypatch.setattr(ops, "BAND_BYTES", 1)  # a band of one output row at a time
+    X, K, b = torch.rand(23, 19), torch.randn(3, 2), torch.randn(1)
+    expected = F.conv2d(X[None, None], K[None, None], b, stride, padding)[0, 0]
+    torch.testing.assert_close(ops.conv2d_in_bands(X, K, b, padding, stride), expected)

@@ -64,8 +64,8 @@ def job_bytes(geometry: Geometry, backend: str) -> int:
     memory: prediction, gradients and unfolded windows (~16x the output for a 1x2 kernel,
     measured on a 30000² image)."""
     (h, w), (oh, ow), (kh, kw) = geometry.input_shape, geometry.output_shape, geometry.kernel_size
-    if backend == "fused":
-        return BYTES * (h * w + oh * ow)
+    if backend == "fused":  # X, its padded copy for the target, Y and the prediction picture
+        return BYTES * 2 * (h * w + oh * ow)
     return BYTES * (2 * h * w + oh * ow * (6 + 8 * kh * kw))
 
 

@@ -45,6 +45,7 @@ from kernellab.loop import (
     share_storage,
 )
 from kernellab.model import Conv2D, resolve_backend
+from kernellab.ops import conv2d_in_bands
 from kernellab.signals import StopRequest
 from kernellab.tracking import TensorBoardTracker, hyperparameters
 
@@ -352,7 +353,10 @@ def _finish(
         )
     else:
         with torch.no_grad():
-            tracker.log_image("data/prediction", model(member.task.image), outcome.steps_completed)
+            prediction = conv2d_in_bands(
+                member.task.image, model.kernel, model.bias, model.padding, model.stride
+            )
+            tracker.log_image("data/prediction", prediction, outcome.steps_completed)
     tracker.close()
     wall += _wall_before(member)
     result = _result(outcome, member, device, threads, wall)
