@@ -154,6 +154,7 @@ def test_sacct_answers_are_used_when_it_answers(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_job_makes_the_multirun_exit_1_with_one_line_each(tmp_path, capsys):
+    (tmp_path / "multirun.yaml").write_text("{}\n")
     for num, status in enumerate(["completed", "interrupted"]):
         job = tmp_path / f"{num}_optim.lr=0.{num + 1}"
         (job / ".hydra").mkdir(parents=True)
