@@ -12,7 +12,6 @@ import csv
 import glob
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from kernellab.artifacts import read_metrics
 from kernellab.slurm import resume_override
 from tests.helpers import TRAIN_PY, run_cli
+from tests.test_train import raw_scalar_steps
 
 
 def _sinfo_answers() -> bool:
@@ -75,24 +75,10 @@ def summary(sweep_dir: Path) -> dict[str, str]:
         return {row["job"]: row["status"] for row in csv.DictReader(f)}
 
 
-def logged_steps(run_dir: Path, tag: str = "train/loss") -> list[int]:
-    """Every step that logged `tag`, over the run's event files in the order they were written.
-
-    Read raw (TFRecord framing, no checksums: fast), not with TensorBoard's reader, which would
-    hide a repeated step behind a resumed session's purge.
-    """
-    from tensorboard.compat.proto.event_pb2 import Event
-
-    steps = []
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):  # named by creation time
-        data, at = path.read_bytes(), 0
-        while at < len(data):
-            (length,) = struct.unpack_from("<Q", data, at)
-            event = Event.FromString(data[at + 12 : at + 12 + length])
-            at += 12 + length + 4
-            if any(value.tag == tag for value in event.summary.value):
-                steps.append(event.step)
-    return steps
+def logged_steps(run_dir: Path) -> list[int]:
+    """Every step that logged train/loss, over the run's event files in the order written (raw:
+    TensorBoard's reader would hide a repeated step behind a resumed session's purge)."""
+    return [step for step, _ in raw_scalar_steps(run_dir, "train/loss")]
 
 
 def every_10_and_last(last: int) -> list[int]:
