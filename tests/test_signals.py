@@ -35,7 +35,9 @@ def interrupt_after_progress(run_dir, sig: signal.Signals) -> subprocess.Complet
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGUSR2, 140)]
+)
 def test_signal_saves_everything_and_exits_with_shell_code(tmp_path, sig, code):
     proc = interrupt_after_progress(tmp_path / "run", sig)
     assert proc.returncode == code, proc.stderr

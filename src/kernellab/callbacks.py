@@ -1,12 +1,15 @@
 """Hydra callbacks (registered in conf/config.yaml under `hydra.callbacks`).
 
 `Preflight` refuses what would fail or half-write a run or sweep before anything is created;
-`SweepReport` summarises every multirun and makes it exit non-zero when a job failed.
+`SweepReport` summarises every multirun and makes it exit non-zero when a job failed or was
+interrupted.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,18 +148,30 @@ class SweepReport(Callback):
             OmegaConf.save(config, multirun_yaml)  # as the basic sweeper does: unresolved
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        failed = finish_sweep(Path(config.hydra.sweep.dir))
-        if failed:
-            exit_with_error(failed, EXIT_JOBS_FAILED)
+        problems = finish_sweep(Path(config.hydra.sweep.dir))
+        for problem in problems[:-1]:
+            print(f"error: {problem}", file=sys.stderr)
+        if problems:
+            exit_with_error(problems[-1], EXIT_JOBS_FAILED)
 
 
-def finish_sweep(sweep_dir: Path) -> str | None:
-    """Write the sweep's summary and print its best job; what failed, in one line, or None."""
+def finish_sweep(sweep_dir: Path) -> list[str]:
+    """Write the sweep's summary and print its best job; what went wrong, one line each (failed
+    jobs, then each interrupted job with how to continue it), or nothing."""
     from kernellab.report import best_line, write_report
 
     report = write_report(sweep_dir)
     log.info(best_line(report))
     log.info("summary: %s", sweep_dir / "summary.md")
+    problems = [_interrupted(row) for row in report.rows if row.status == "interrupted"]
     if report.failed:
-        return f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}"
-    return None
+        problems.insert(0, f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}")
+    return problems
+
+
+def _interrupted(row: Any) -> str:
+    """One line for an interrupted job (e.g. a cancelled SLURM job): how to continue it."""
+    from kernellab.slurm import resume_override
+
+    command = shlex.join(["python", "train.py", resume_override(row.dir), *row.overrides])
+    return f"{row.name} ({row.label}) was interrupted: continue it with {command}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -50,7 +51,9 @@ def run(cfg: DictConfig) -> float:
     for line in summary_lines(result):
         log.info(line)
     if result.signal:
-        if in_sweep:  # the sweep ends here: its summary says what ran, and what was interrupted
+        # the sweep ends here: its summary says what ran, and what was interrupted (not so for a
+        # submitit job, a process of its own: its sweep goes on, and may requeue it)
+        if in_sweep and "SUBMITIT_EXECUTOR" not in os.environ:
             from kernellab.callbacks import finish_sweep
 
             finish_sweep(Path(hydra_cfg.sweep.dir))

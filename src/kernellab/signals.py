@@ -1,4 +1,5 @@
-"""Ctrl-C (SIGINT) and SIGTERM (what SLURM sends before a kill) end a run cleanly.
+"""Ctrl-C (SIGINT), SIGTERM (what SLURM sends before a kill) and SIGUSR2 (what SLURM sends before
+a time limit, see kernellab.slurm) end a run cleanly.
 
 While training, the first signal only asks the loop to stop after the current step, so the run can
 flush TensorBoard and save a checkpoint; a second one interrupts at once.
@@ -13,11 +14,11 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 
-HANDLED = (signal.SIGINT, signal.SIGTERM)
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
 
 
 class StopRequest:
-    """A context that turns SIGINT/SIGTERM into `requested = True` for the loop to poll."""
+    """A context that turns SIGINT/SIGTERM/SIGUSR2 into `requested = True` for the loop to poll."""
 
     def __init__(self) -> None:
         self.requested = False

@@ -1,0 +1,1 @@
+"""kernellab's SLURM launcher (Hydra discovers launchers in the `hydra_plugins` namespace)."""

@@ -1,0 +1,251 @@
+"""kernellab on SLURM (`hydra/launcher=slurm`): time limits, requeued jobs, cancelled jobs, refusals.
+
+The launcher (`hydra_plugins.kernellab_slurm.launcher.KernellabSlurmLauncher`, Hydra's submitit
+SLURM launcher with these additions) calls the functions here.
+
+Inside a job:
+
+- SLURM sends **SIGUSR2** `signal_delay_s` before the time limit: the preset asks for it
+  (`--signal=USR2@…`, submitit's default) and submitit's in-job handler is bound to it. kernellab's
+  `StopRequest` takes it over while training, so the current step finishes, TensorBoard is flushed
+  and checkpoint.pt and metrics.json (`interrupted`, `SIGUSR2`) are written; then
+  `requeue_after_time_limit` hands over to submitit's own handler, which requeues the job
+  (`scontrol requeue`, counted against `max_num_timeout`) or, out of requeues, ends it.
+- A requeued job (`SLURM_RESTART_COUNT` > 0) whose dir holds checkpoint.pt continues from it:
+  `with_resume` adds `trainer.resume=<its dir>` to its overrides. The same happens after a
+  preemption that requeues the job (SIGTERM: kernellab saves, SLURM requeues). One requeued
+  before it saved anything starts over.
+
+On the submitting side:
+
+- `result_or_inf`: a job that ends without submitit's result (scancel, a kill, out of requeues)
+  gives the sweeper inf and one log line, instead of an exception that ends the sweep; its
+  metrics.json (`interrupted`, or none at all: `missing`) is what the sweep summary shows.
+- `refused`: sbatch refusing the jobs becomes one line with SLURM's reason (exit 2, no traceback),
+  and a sweep dir holding nothing but Hydra's and submitit's files is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kernellab.artifacts import METRICS_FILE
+from kernellab.checkpoint import CHECKPOINT_FILE
+from kernellab.errors import UserError
+
+log = logging.getLogger("kernellab")
+
+# The signal SLURM sends before the time limit: the preset asks for it, submitit handles it, and
+# kernellab's StopRequest stops on it. submitit reads its name from this variable (default USR2).
+TIME_LIMIT_SIGNAL = signal.SIGUSR2
+SUBMITIT_SIGNAL_VARIABLE = "SUBMITIT_PREEMPT_SIGNAL"
+# the status cli.run exits with after that signal (the shell's convention: 128 + its number)
+EXIT_TIME_LIMIT = 128 + TIME_LIMIT_SIGNAL
+
+SWEEP_FILES = {"multirun.yaml", ".submitit"}  # what a sweep dir holds before any job has run
+
+
+class SubmissionRefused(UserError):
+    """sbatch refused the jobs: SLURM's reason, in one line."""
+
+
+def check_submission() -> None:
+    """What sbatch can't tell: SLURM's commands are here, and the time-limit signal submitit asks
+    for is the one kernellab saves a checkpoint on."""
+    if shutil.which("sbatch") is None or shutil.which("srun") is None:
+        raise UserError(
+            "hydra/launcher=slurm: SLURM's sbatch and srun are not on this machine's PATH "
+            "(hydra/launcher=submitit_local runs the jobs here)"
+        )
+    name = os.environ.get(SUBMITIT_SIGNAL_VARIABLE, "USR2")
+    if f"SIG{name}" != TIME_LIMIT_SIGNAL.name:
+        raise UserError(
+            f"{SUBMITIT_SIGNAL_VARIABLE}={name}: hydra/launcher=slurm has SLURM send "
+            f"{TIME_LIMIT_SIGNAL.name} before the time limit, the signal kernellab saves a "
+            f"checkpoint on; unset {SUBMITIT_SIGNAL_VARIABLE}"
+        )
+
+
+# ---- inside a job ---------------------------------------------------------------------------------
+
+
+def restart_count() -> int:
+    """How many times SLURM has requeued this job (0 on its first run or outside SLURM)."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+    except ValueError:
+        return 0
+
+
+def with_resume(overrides: Sequence[str], job_dir: Path) -> list[str]:
+    """A requeued job's overrides: `trainer.resume=<its dir>` when it left a checkpoint there.
+
+    Requeued before it saved one (stopped during start-up), it starts over: the events and
+    metrics its first attempt wrote are removed, so its dir doesn't look like a finished run.
+    """
+    overrides = list(overrides)
+    if restart_count() == 0:
+        return overrides
+    if not (job_dir / CHECKPOINT_FILE).is_file():
+        for partial in [job_dir / METRICS_FILE, *job_dir.glob("events.out.tfevents.*")]:
+            partial.unlink(missing_ok=True)
+        return overrides
+    log.info("requeued (restart %d): continuing from %s", restart_count(), job_dir)
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "trainer.resume"]
+    return [*kept, resume_override(job_dir)]
+
+
+def resume_override(job_dir: Path) -> str:
+    """`trainer.resume="<dir>"`, quoted for Hydra: job dir names hold `=` and `,`."""
+    # Hydra's escapes: \" is a quote; backslashes are doubled only before a quote or at the end
+    quoted = re.sub(r'(\\*)"', lambda m: 2 * m[1] + '\\"', str(job_dir))
+    quoted = re.sub(r"(\\+)$", lambda m: 2 * m[1], quoted)
+    return f'trainer.resume="{quoted}"'
+
+
+@contextmanager
+def requeue_after_time_limit() -> Iterator[None]:
+    """Around a job: after kernellab has stopped and saved on the time-limit signal, let
+    submitit's handler for that signal (installed before the job started) requeue the job.
+
+    Called from a normal frame rather than the signal handler, submitit's handler no longer
+    interrupts a training step: it dumps the job for its next run, runs `scontrol requeue` and
+    exits; out of requeues (`max_num_timeout`) it raises, and the job ends with its checkpoint.
+    """
+    submitit_handler = signal.getsignal(TIME_LIMIT_SIGNAL)
+    try:
+        yield
+    except SystemExit as stop:
+        if stop.code == EXIT_TIME_LIMIT and _is_submitit_handler(submitit_handler):
+            submitit_handler(TIME_LIMIT_SIGNAL, None)
+        raise
+
+
+def _is_submitit_handler(handler: Any) -> bool:
+    from submitit.core.job_environment import SignalHandler
+
+    return isinstance(getattr(handler, "__self__", None), SignalHandler)
+
+
+# ---- on the submitting side ---------------------------------------------------------------------------
+
+
+def result_or_inf(job: Any, job_num: int, overrides: Sequence[str]) -> Any:
+    """The job's JobReturn; for a job that ended without one, a JobReturn with objective inf."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from submitit.core.utils import UncompletedJobError
+
+    try:
+        return job.results()[0]
+    except UncompletedJobError as error:  # includes FailedJobError: submitit's own error result
+        reason = _job_error(str(error)) or job.watcher.get_state(job.job_id, mode="cache")
+        log.warning(
+            "job %d (%s): SLURM job %s ended without a result (%s); logs: %s",
+            job_num,
+            " ".join(overrides),
+            job.job_id,
+            reason,
+            job.paths.stderr,
+        )
+    ret = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
+    ret.return_value = math.inf
+    return ret
+
+
+def job_state_watcher() -> Any:
+    """submitit's poller of job states, with squeue as a fallback for sacct.
+
+    submitit asks sacct, which needs SLURM's accounting database (slurmdbd). Where sacct fails,
+    submitit keeps such a job's state UNKNOWN and waits for its result forever; this poller then
+    asks squeue instead, and a job that squeue no longer lists has ended (`ENDED`), so a job that
+    died without a result is still seen as done.
+    """
+    import getpass
+    import subprocess
+    import time
+
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    def run(command: list[str]) -> str:
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+
+    class Watcher(SlurmInfoWatcher):
+        def update(self) -> None:
+            command = self._make_command()
+            if command is None:
+                return
+            self._num_calls += 1
+            try:
+                self._info_dict.update(self.read_info(run(command)))
+            except (OSError, subprocess.SubprocessError):
+                self._info_dict.update(self._from_squeue())
+            self._last_status_check = time.time()
+            for job_id in self._registered - self._finished:
+                if self.is_done(job_id, mode="cache"):
+                    self._finished.add(job_id)
+
+        def _from_squeue(self) -> dict[str, dict[str, str]]:
+            try:
+                listing = run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"])
+            except (OSError, subprocess.SubprocessError):
+                return {}  # no answer from SLURM at all: states stay as they were
+            listed = dict(line.split("|", 1) for line in listing.splitlines() if "|" in line)
+            return {
+                job_id: {"JobID": job_id, "State": listed.get(job_id, "ENDED")}
+                for job_id in self._registered - self._finished
+            }
+
+    return Watcher(delay_s=600)  # as submitit's: every 2 s at first, then less and less often
+
+
+def _job_error(message: str) -> str:
+    """From submitit's error for a job: the job's own last error (e.g. out of requeues), if any."""
+    lines = [line for line in message.splitlines() if line.startswith("submitit.core.utils.")]
+    return lines[-1].split(": ", 1)[-1].rstrip(".") if lines else ""
+
+
+def refused(error: Exception) -> SubmissionRefused:
+    """sbatch's complaint (`sbatch: error: …` lines) as one line."""
+    reasons = [
+        re.sub(r"^sbatch: error: ", "", line.strip())
+        for line in str(error).splitlines()
+        if line.strip()
+    ]
+    return SubmissionRefused(f"sbatch refused the jobs: {'; '.join(reasons) or error}")
+
+
+def discard_unstarted_sweep(sweep_dir: Path, cwd: Path | None = None) -> None:
+    """Remove a sweep dir that holds only multirun.yaml and .submitit/, and the parents that
+    leaves empty below the working dir (outputs/multirun/<date>/: Preflight made them)."""
+    sweep_dir = Path(sweep_dir).absolute()
+    if not sweep_dir.is_dir() or {p.name for p in sweep_dir.iterdir()} - SWEEP_FILES:
+        return
+    shutil.rmtree(sweep_dir, ignore_errors=True)
+    cwd = (cwd or Path.cwd()).absolute()
+    for parent in sweep_dir.parents:
+        if parent == cwd or cwd not in parent.parents:
+            break
+        try:
+            parent.rmdir()  # only if empty
+        except OSError:
+            break
+
+
+def submit_quietly(submit: Callable[[], Any]) -> Any:
+    """Run `submit`, keeping submitit from printing sbatch's stderr itself (it becomes one line)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        return submit()

@@ -1,0 +1,235 @@
+"""`hydra/launcher=slurm` against a real SLURM cluster: a sweep, a time limit, scancel, a refusal.
+
+Needs a cluster whose default partition runs jobs on this machine: `scripts/slurm-cluster.sh up`
+starts one (CI does, before `make test`). Without one (`sinfo` does not answer) these tests are
+skipped, with that reason in pytest's summary. About four minutes in all, most of it the time-limit
+test, which waits for SLURM's one-minute limit and its requeue.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kernellab.artifacts import read_metrics
+from kernellab.slurm import resume_override
+from tests.helpers import TRAIN_PY, run_cli
+from tests.test_train import raw_scalar_steps
+
+
+def _sinfo_answers() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.slurm,
+    pytest.mark.skipif(
+        not _sinfo_answers(),
+        reason="no SLURM cluster: `sinfo` does not answer (scripts/slurm-cluster.sh up starts one)",
+    ),
+    pytest.mark.timeout(600),
+]
+
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+# Slowly converging, so the final kernel depends on every step (a restart from scratch would show).
+SLOW_TASK = [
+    "task.image=random",
+    "task.height=16",
+    "task.width=16",
+    "model.kernel_size=3",
+    "optim.lr=2e-6",
+    "logger.log_every=10",
+    "trainer.print_every=10000",
+]
+
+
+def slurm_sweep(tmp_path: Path, *args: str, timeout: float = 300):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(
+        "-m", *SLURM, *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=timeout
+    )
+    return proc, sweep_dir
+
+
+def job_dir(sweep_dir: Path, num: int) -> Path:
+    (found,) = sweep_dir.glob(f"{num}_*")
+    return found
+
+
+def summary(sweep_dir: Path) -> dict[str, str]:
+    with open(sweep_dir / "summary.csv") as f:
+        return {row["job"]: row["status"] for row in csv.DictReader(f)}
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    """Every step that logged train/loss, over the run's event files in the order written (raw:
+    TensorBoard's reader would hide a repeated step behind a resumed session's purge)."""
+    return [step for step, _ in raw_scalar_steps(run_dir, "train/loss")]
+
+
+def every_10_and_last(last: int) -> list[int]:
+    """The steps logged with logger.log_every=10 by a run that ended at step `last`."""
+    return sorted({*range(10, last + 1, 10), last})
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_a_sweep_runs_as_slurm_jobs(tmp_path):
+    proc, sweep_dir = slurm_sweep(tmp_path, "optim.lr=0.01,0.005")
+    assert proc.returncode == 0, proc.stderr
+    assert summary(sweep_dir) == {"0": "completed", "1": "completed"}
+    final_loss = read_metrics(job_dir(sweep_dir, 0))["final_loss"]
+    assert f"best: job 0 (optim.lr=0.01) final_loss={final_loss:.4g}" in proc.stdout + proc.stderr
+    tasks = sorted(
+        p.name.split("_")[1] for p in (sweep_dir / ".submitit").glob("*_*") if p.is_dir()
+    )
+    assert tasks == ["0", "1"]  # one SLURM array of two tasks
+
+
+def steps_for(seconds: float, tmp_path: Path) -> int:
+    """How many SLOW_TASK steps this machine does in about `seconds` (timed on a short run)."""
+    probe = tmp_path / "probe"
+    run_cli(*SLOW_TASK, "trainer.steps=20000", f"hydra.run.dir={probe}", cwd=tmp_path, check=True)
+    return int(read_metrics(probe)["steps_per_s"] * seconds) // 10 * 10
+
+
+def test_a_time_limit_requeues_the_job_which_ends_as_if_never_stopped(tmp_path):
+    # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
+    # run (and usually fits in two)
+    steps = steps_for(60, tmp_path)
+    args = [*SLOW_TASK, f"trainer.steps={steps}"]
+    reference = subprocess.Popen(  # the same run without SLURM, meanwhile on the other core
+        [sys.executable, str(TRAIN_PY), *args, f"hydra.run.dir={tmp_path / 'reference'}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        proc, sweep_dir = slurm_sweep(
+            tmp_path,
+            *args,
+            "hydra.launcher.timeout_min=1",
+            "hydra.launcher.signal_delay_s=5",
+            timeout=480,
+        )
+        _, reference_err = reference.communicate(timeout=300)
+    finally:
+        reference.kill()
+    assert reference.returncode == 0, reference_err
+    assert proc.returncode == 0, proc.stderr
+
+    job = job_dir(sweep_dir, 0)
+    log = (job / "train.log").read_text()
+    requeues = log.count("SIGUSR2 received: stopping after this step and saving")
+    assert requeues >= 1, log
+    assert log.count("Requeued job") == requeues
+    assert len(list((job / ".hydra").glob("resume-*"))) == requeues  # each run continued the last
+    assert not (job / ".hydra" / "overrides.yaml").read_text().count("trainer.resume")
+
+    got, want = read_metrics(job), read_metrics(tmp_path / "reference")
+    assert got["status"] == "completed" and got["steps_completed"] == steps
+    for key in ("weight", "bias", "final_loss", "initial_loss"):
+        assert got[key] == want[key], key  # bitwise: JSON keeps every bit of a float
+    expected = list(range(10, steps + 1, 10))
+    assert logged_steps(job) == expected  # neither repeated nor missing
+    assert logged_steps(tmp_path / "reference") == expected
+    assert summary(sweep_dir) == {"0": "completed"}
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_scancel_of_one_job_interrupts_it_and_the_sweep_finishes(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            str(TRAIN_PY),
+            "-m",
+            *SLURM,
+            *SLOW_TASK,
+            "trainer.steps=20000,100000000",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def long_job_is_training() -> bool:
+            logs = glob.glob(str(sweep_dir / "1_*" / "train.log"))
+            return bool(logs) and "step 10000," in Path(logs[0]).read_text()
+
+        wait_for(long_job_is_training, 120, "job 1 to train")
+        (slurm_id,) = [p.name for p in (sweep_dir / ".submitit").glob("*_1")]
+        subprocess.run(["scancel", slurm_id], check=True)
+        _, stderr = sweep.communicate(timeout=240)
+    finally:
+        sweep.kill()
+
+    assert sweep.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    (line,) = error_lines(stderr)
+    assert line.startswith("error: job 1 (") and "was interrupted: continue it with" in line
+    assert summary(sweep_dir) == {"0": "completed", "1": "interrupted"}
+    job = job_dir(sweep_dir, 1)
+    metrics = read_metrics(job)
+    assert metrics["status"] == "interrupted" and metrics["signal"] == "SIGTERM"
+    assert (job / "checkpoint.pt").exists()
+    done = metrics["steps_completed"]
+    assert done >= 10000
+    assert logged_steps(job) == list(range(10, done + 1, 10))
+
+    # later, continued by hand from the job's own dir with the line's override
+    resumed = run_cli(
+        resume_override(job), *SLOW_TASK, f"trainer.steps={done + 1000}", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = read_metrics(job)
+    assert metrics["status"] == "completed" and metrics["steps_completed"] == done + 1000
+    assert logged_steps(job) == every_10_and_last(done + 1000)
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        (
+            "hydra.launcher.partition=no_such_partition",
+            "invalid partition specified: no_such_partition",
+        ),
+        ("hydra.launcher.cpus_per_task=4096", "Batch job submission failed: "),
+    ],
+)
+def test_a_refused_submission_is_one_line_and_leaves_nothing(tmp_path, setting, reason):
+    proc, sweep_dir = slurm_sweep(tmp_path, setting, "optim.lr=0.01,0.02", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: sbatch refused the jobs: "), proc.stderr
+    assert reason in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stdout == ""
+    assert not sweep_dir.exists()
+    assert os.listdir(tmp_path) == []
