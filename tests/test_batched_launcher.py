@@ -105,6 +105,7 @@ def test_discovery() -> None:
         ),
     ],
 )
+@pytest.mark.slow  # Hydra's suites: ~40 s in-process; make test runs them
 class TestBatchedLauncher(LauncherTestSuite):
     pass
 
@@ -116,6 +117,7 @@ class TestBatchedLauncher(LauncherTestSuite):
         ("batched", ["hydra.sweeper.max_batch_size=2", "hydra.launcher.reuse_validation=false"]),
     ],
 )
+@pytest.mark.slow
 class TestBatchedLauncherInBatches(BatchedSweeperTestSuite):
     pass
 
@@ -398,6 +400,7 @@ def job_files(job_dir: Path) -> dict[str, str]:
     return files
 
 
+@pytest.mark.slow  # whole sweeps, twice: seconds each
 @pytest.mark.parametrize(
     "extra",
     [
@@ -489,6 +492,7 @@ def test_logging_is_configured_once_per_launch(tmp_path: Path, monkeypatch) -> N
     assert len(calls) == 2 + 5
 
 
+@pytest.mark.slow  # whole sweeps, twice: seconds each
 @pytest.mark.parametrize("verbose", [False, True])
 def test_jobs_that_change_logging_affect_later_jobs_as_with_the_basic_launcher(
     tmp_path: Path, verbose: bool
@@ -734,6 +738,7 @@ def test_only_the_sweepers_validation_is_taken_over() -> None:
 # --- Optuna, and the command line ---------------------------------------------------------
 
 
+@pytest.mark.slow  # whole sweeps, twice: seconds each
 def test_optuna_sweeper_with_the_batched_launcher(tmp_path: Path) -> None:
     argv = [
         "hydra/launcher=batched",
