@@ -61,7 +61,7 @@ BAD_INPUTS = [
     "seed=-1",
     "objective=accuracy",
     "model.padding=1000000",
-    "task.height=30000 task.width=30000",
+    "task.height=100000 task.width=100000",
     "trainer.device=tpu",
     "trainer.resume=",
     "trainer.resume=/nonexistent/run",
