@@ -47,7 +47,7 @@ from kernellab.loop import (
 from kernellab.model import Conv2D, resolve_backend
 from kernellab.ops import conv2d_in_bands
 from kernellab.signals import StopRequest
-from kernellab.tracking import TensorBoardTracker, hyperparameters
+from kernellab.tracking import TensorBoardTracker, hyperparameters, snapshot_interval
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ def _job_log(member: Member, tracker: TensorBoardTracker) -> JobLog:
         target=member.task.kernel.flatten().tolist(),
         last_step=steps,
         log_every=cfg.logger.log_every,
-        snapshot_every=cfg.logger.snapshot_every or max(1, math.ceil(steps / 10)),
+        snapshot_every=snapshot_interval(steps, cfg.logger.snapshot_every),
         print_every=cfg.trainer.print_every or print_interval(steps),
         divergence_threshold=cfg.trainer.divergence_threshold,
         resumed=(state.step, state.initial_loss, state.final_loss) if state else (0, None, None),
