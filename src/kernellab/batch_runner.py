@@ -21,8 +21,7 @@ from kernellab.artifacts import write_metrics
 from kernellab.callbacks import finish_sweep, swept_keys
 from kernellab.cli import record_failure, signal_exit_status
 from kernellab.errors import UserError
-from kernellab.geometry import validate
-from kernellab.train import Job, TrainResult, backend_of, check, summary_lines, train_group
+from kernellab.train import Job, TrainResult, check, summary_lines, train_group
 
 log = logging.getLogger("kernellab")
 
@@ -31,16 +30,15 @@ FILE_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/
 
 def run_batch(jobs: Sequence[PreparedJob]) -> None:
     """Train the batch; after SIGINT/SIGTERM, record what never started and exit 130/143."""
-    keys = {}
+    checked, keys = {}, {}
     for job in jobs:
-        cfg = job.task_cfg
         try:
-            check(cfg)
-            geometry = validate(cfg)
-            backend = backend_of(cfg, geometry, runtime.resolve_device(cfg.trainer.device))
-            keys[job.idx] = batching.group_key(cfg, geometry, backend)
+            checked[job.idx] = check(job.task_cfg)
         except UserError as error:  # refused: that job fails, the others go on
             _fail(job, error)
+            continue
+        geometry, backend = checked[job.idx].geometry, checked[job.idx].backend
+        keys[job.idx] = batching.group_key(job.task_cfg, geometry, backend)
     ready = [job for job in jobs if not job.finished]
     groups = batching.group_jobs([keys[job.idx] for job in ready])
     alone = [ready[g[0]] for g in groups if keys[ready[g[0]].idx] is None]
@@ -55,15 +53,12 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
         if keys[members[0].idx] is None:
             members[0].run()
             continue
-        for part in batching.split(indices, _group_size(members[0])):
+        first = checked[members[0].idx]
+        size = batching.max_group_size(first.geometry, first.device)
+        for part in batching.split(indices, size):
             signal_name = _train([ready[i] for i in part], number, len(groups))
             if signal_name:
                 _stop(jobs, signal_name)
-
-
-def _group_size(job: PreparedJob) -> int:
-    cfg = job.task_cfg
-    return batching.max_group_size(validate(cfg), runtime.resolve_device(cfg.trainer.device))
 
 
 def _train(group: list[PreparedJob], number: int, groups: int) -> str | None:

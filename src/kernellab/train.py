@@ -117,16 +117,12 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     Phases: check every job and what it resumes; build each job's task and model from its own seed
     (exactly as a single run does); fit; leave each job's results in its dir.
     """
-    geometries = [validate(job.cfg) for job in jobs]
-    resumed = [
-        _resume_point(job.cfg, geometry) for job, geometry in zip(jobs, geometries, strict=True)
-    ]
-    first = jobs[0].cfg
-    device = runtime.resolve_device(first.trainer.device)
-    if first.trainer.device == "auto":
+    checked = [check(job.cfg) for job in jobs]
+    geometries = [c.geometry for c in checked]
+    resumed = [c.resumed for c in checked]
+    device = checked[0].device
+    if jobs[0].cfg.trainer.device == "auto":
         log.info("device: %s (trainer.device=auto)", device)
-    # a group is sized to fit by batching.max_group_size
-    _check_memory(geometries[0], backend_of(first, geometries[0], device), device)
     locks = []
     try:
         for job, state in zip(jobs, resumed, strict=True):
@@ -213,9 +209,19 @@ def _train_locked(
     return results
 
 
-def check(cfg: DictConfig) -> None:
+@dataclass(frozen=True)
+class Checked:
+    """What `check` established about a run's config."""
+
+    geometry: Geometry
+    device: torch.device
+    backend: str  # `model.backend`, `auto` resolved
+    resumed: Checkpoint | None  # what `trainer.resume` names, fit for this config
+
+
+def check(cfg: DictConfig) -> Checked:
     """Everything `train` would refuse before writing anything: values, device, memory, the
-    resume."""
+    resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)"""
     geometry = validate(cfg)
     device = runtime.resolve_device(cfg.trainer.device)
     if cfg.trainer.cuda_graph:
@@ -226,7 +232,7 @@ def check(cfg: DictConfig) -> None:
             "model.backend", backend, f"runs on the CPU only; use torch or auto on {device}"
         )
     _check_memory(geometry, backend, device)
-    _resume_point(cfg, geometry)
+    return Checked(geometry, device, backend, _resume_point(cfg, geometry))
 
 
 def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> None:
