@@ -118,3 +118,18 @@ def test_unwritable_dir_is_refused(tmp_path):
     proc = run_cli("hydra.run.dir=/proc/kernellab/run", cwd=tmp_path)
     assert proc.returncode == 2
     assert "output dir /proc/kernellab/run cannot be created or written" in proc.stderr
+
+
+def test_a_locked_run_dir_is_refused_before_anything_is_written(make_cfg, tmp_path):
+    from kernellab.artifacts import RunLock
+    from kernellab.errors import UserError
+    from kernellab.train import train
+
+    held = RunLock(tmp_path)  # another process training here (flock is per open file)
+    try:
+        with pytest.raises(UserError, match=r"is in use by another run \(pid \d+\)"):
+            train(make_cfg("trainer.steps=2"), tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+    finally:
+        held.release()
+    assert train(make_cfg("trainer.steps=2"), tmp_path).status == "completed"  # free again
