@@ -11,10 +11,17 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from torch.utils.tensorboard.summary import histogram
 
 from kernellab.artifacts import read_metrics
 from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, heatmap
-from kernellab.tracking import hparam_infos, hyperparameters, read_scalars
+from kernellab.tracking import (
+    HISTOGRAM_BINS,
+    histogram_summary,
+    hparam_infos,
+    hyperparameters,
+    read_scalars,
+)
 from kernellab.train import train
 
 # Spelt out, as the README's tag table promises them.
@@ -329,3 +336,22 @@ def test_snapshots_survive_huge_finite_kernels(make_cfg, tmp_path):
     assert result.status == "completed" and max(abs(w) for w in result.weight[0]) > 1e6
     histograms = accumulator(tmp_path).Histograms("kernel/weights")
     assert histograms[-1].step == 20 and histograms[-1].histogram_value.num == 3
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [[-1.0, 1.0]],
+        [[0.0, 0.0]],
+        [[1e-12, -1e-12, 3.5]],
+        [[1e36, -1e36, 5e-13, 1e20]],  # beyond the outermost buckets: counted in them
+        [[float("inf"), float("-inf")]],
+        np.random.default_rng(0).normal(size=(5, 5)).tolist(),
+    ],
+)
+def test_histogram_is_torchs_with_values_clipped_to_the_buckets(values: list) -> None:
+    kernel = np.array(values, dtype=np.float32)
+    clipped = kernel.flatten().clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
+    expected = histogram("kernel/weights", clipped, bins=HISTOGRAM_BINS.tolist())
+    ours = histogram_summary("kernel/weights", kernel)
+    assert ours.SerializeToString() == expected.SerializeToString()

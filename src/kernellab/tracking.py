@@ -28,16 +28,17 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
 import torch
 from google.protobuf import struct_pb2
-from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary, SummaryMetadata
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
-from torch.utils.tensorboard.summary import histogram, text
+from torch.utils.tensorboard.summary import text
 
 from kernellab.console import print_interval
 from kernellab.eventfile import EventFile
@@ -69,11 +70,35 @@ def _exponential_bins() -> list[float]:
     return [-v for v in reversed(positive)] + [0.0] + positive
 
 
-HISTOGRAM_BINS = _exponential_bins()
+HISTOGRAM_BINS = np.array(_exponential_bins())
 
 
-def _in_bins(values: Any) -> Any:
-    return values.clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
+def histogram_summary(tag: str, values: np.ndarray) -> Summary:
+    """What torch's `summary.histogram(tag, values, bins=HISTOGRAM_BINS)` makes of `values`, with
+    values beyond the outermost bucket counted in it (a blown-up kernel).
+
+    The same proto, about 10x faster: np.histogram counts into all ~1,450 buckets, where a
+    kernel fills a few. Like TensorBoard's, the buckets sent are those from the one before the
+    first filled bucket (or an empty one at the far left) to the last filled one.
+    """
+    values = values.astype(float).reshape(-1).clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
+    kept = values[(values >= HISTOGRAM_BINS[0]) & (values <= HISTOGRAM_BINS[-1])]  # not NaN
+    # np.histogram's buckets: [edge_i, edge_i+1), the last one closed
+    buckets = np.searchsorted(HISTOGRAM_BINS, kept, side="right") - 1
+    counts = np.bincount(buckets.clip(max=len(HISTOGRAM_BINS) - 2), minlength=len(HISTOGRAM_BINS))
+    filled = np.flatnonzero(counts)
+    start, end = int(filled[0]), int(filled[-1]) + 1
+    counts = counts[start - 1 : end] if start > 0 else np.concatenate([[0], counts[:end]])
+    histo = HistogramProto(  # Python floats: protobuf converts numpy numbers slowly
+        min=float(values.min()),
+        max=float(values.max()),
+        num=len(values),
+        sum=float(values.sum()),
+        sum_squares=float(values.dot(values)),
+        bucket_limit=HISTOGRAM_BINS[start : end + 1].tolist(),
+        bucket=counts.astype(float).tolist(),
+    )
+    return Summary(value=[Summary.Value(tag=tag, histo=histo)])
 
 
 def weight_tag(i: int, j: int) -> str:
@@ -139,16 +164,15 @@ class TensorBoardTracker:
         self.last_step = step
 
     def log_snapshot(self, step: int, kernel: torch.Tensor) -> None:
-        self.events.add(
-            # values beyond the outermost bucket (a blown-up kernel) are counted in it
-            histogram(HISTOGRAM_TAG, _in_bins(kernel.flatten().numpy()), bins=HISTOGRAM_BINS),
-            step,
-        )
+        self.events.add(histogram_summary(HISTOGRAM_TAG, kernel.numpy()), step)
         self.events.add(image_summary(KERNEL_IMAGE_TAG, heatmap(kernel, self.kernel_scale)), step)
         picture = comparison(self.target, kernel, self.kernel_scale)
         self.events.add(image_summary(COMPARE_TAG, picture), step)
 
     def log_image(self, tag: str, values: torch.Tensor, step: int = 0) -> None:
+        self.log_summary(self.image(tag, values), step)
+
+    def image(self, tag: str, values: torch.Tensor) -> Summary:
         """`data/input` in gray levels; kernels and outputs as heat maps on the run's scales."""
         if tag == INPUT_TAG:
             picture = grayscale(values)
@@ -156,7 +180,11 @@ class TensorBoardTracker:
             picture = heatmap(values, self.kernel_scale)
         else:  # data/target, data/prediction
             picture = heatmap(values, self.output_scale or symmetric_scale(values))
-        self.events.add(image_summary(tag, picture), step)
+        return image_summary(tag, picture)
+
+    def log_summary(self, summary: Summary, step: int = 0) -> None:
+        """A summary made for another run with the same scales (e.g. by `image`): its bytes."""
+        self.events.add(summary, step)
 
     def log_config(self, config_yaml: str) -> None:
         self.events.add(text("config", "```yaml\n" + config_yaml + "\n```"))

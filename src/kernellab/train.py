@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from tensorboard.compat.proto.summary_pb2 import Summary
 
 from kernellab import batching, checkpoint, runtime
 from kernellab.artifacts import (
@@ -47,7 +48,15 @@ from kernellab.loop import (
 from kernellab.model import Conv2D, resolve_backend
 from kernellab.ops import conv2d_in_bands
 from kernellab.signals import StopRequest
-from kernellab.tracking import TensorBoardTracker, hyperparameters, snapshot_interval
+from kernellab.tracking import (
+    INPUT_TAG,
+    PREDICTION_TAG,
+    TARGET_KERNEL_TAG,
+    TARGET_TAG,
+    TensorBoardTracker,
+    hyperparameters,
+    snapshot_interval,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +175,7 @@ def _train_locked(
         step = _graphed(step, device)
 
     trackers = [_tracker(m) for m in members]
+    _log_run_starts(members, trackers)
     progress = Progress(
         [_job_log(m, tracker) for m, tracker in zip(members, trackers, strict=True)],
         parameters,
@@ -312,15 +322,12 @@ def _stacked_data(members: list[Member]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _tracker(member: Member) -> TensorBoardTracker:
     done = member.resumed.step if member.resumed else 0
-    tracker = TensorBoardTracker(
+    return TensorBoardTracker(
         member.job.run_dir,
         member.task.kernel,
         purge_step=done + 1 if done else None,
         target_output=member.task.target,
     )
-    if member.resumed is None:
-        _log_run_start(tracker, member.job.cfg, member.task, member.job.swept)
-    return tracker
 
 
 def _job_log(member: Member, tracker: TensorBoardTracker) -> JobLog:
@@ -362,7 +369,7 @@ def _finish(
             prediction = conv2d_in_bands(
                 member.task.image, model.kernel, model.bias, model.padding, model.stride
             )
-            tracker.log_image("data/prediction", prediction, outcome.steps_completed)
+            tracker.log_image(PREDICTION_TAG, prediction, outcome.steps_completed)
     tracker.close()
     wall += _wall_before(member)
     result = _result(outcome, member, device, threads, wall)
@@ -455,14 +462,34 @@ def _graphed(step, device: torch.device) -> CudaGraphStep:
     return CudaGraphStep(step)
 
 
-def _log_run_start(
-    tracker: TensorBoardTracker, cfg: DictConfig, task: Task, swept: tuple[str, ...] = ()
-) -> None:
-    tracker.log_config(config_yaml(cfg))
-    tracker.log_hparams(hyperparameters(cfg, tuple(task.kernel.shape)), swept)
-    tracker.log_image("data/input", task.image)
-    tracker.log_image("data/target", task.target)
-    tracker.log_image("data/target_kernel", task.kernel)
+def _log_run_starts(members: list[Member], trackers: list[TensorBoardTracker]) -> None:
+    """Each new run's config, HParams session and task pictures. A job whose task equals the
+    job's before shares its encoded pictures (the seeds of a group see one picture): the same
+    scales, so the same bytes."""
+    pictures: list[Summary] = []
+    shown: Task | None = None
+    for member, tracker in zip(members, trackers, strict=True):
+        if member.resumed is not None:  # its run start is in its event files already
+            continue
+        cfg, task = member.job.cfg, member.task
+        if shown is None or not _same_task(task, shown):
+            pictures = [tracker.image(tag, values) for tag, values in _task_pictures(task)]
+            shown = task
+        tracker.log_config(config_yaml(cfg))
+        tracker.log_hparams(hyperparameters(cfg, tuple(task.kernel.shape)), member.job.swept)
+        for picture in pictures:
+            tracker.log_summary(picture)
+
+
+def _task_pictures(task: Task) -> list[tuple[str, torch.Tensor]]:
+    return [(INPUT_TAG, task.image), (TARGET_TAG, task.target), (TARGET_KERNEL_TAG, task.kernel)]
+
+
+def _same_task(a: Task, b: Task) -> bool:
+    return all(
+        torch.equal(x, y)
+        for x, y in ((a.image, b.image), (a.target, b.target), (a.kernel, b.kernel))
+    )
 
 
 def _multiply_adds(geometry: Geometry) -> int:
