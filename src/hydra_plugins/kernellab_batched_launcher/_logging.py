@@ -47,6 +47,7 @@ class JobLogging:
         self._fingerprint: Any = None
         self._opened: set[str] = set()  # files this launch has opened (mode "w" truncates once)
         self._parked = False
+        self._resolved_by_job: dict[int, tuple[DictConfig, Any]] = {}
 
     def switch(self, config: DictConfig) -> None:
         """Make the job logging of `config` (HydraConfig set to it) the active one."""
@@ -54,7 +55,7 @@ class JobLogging:
         if not self.reuse or log_config is None:
             self._configure(log_config, verbose)
             return
-        resolved = OmegaConf.to_container(log_config, resolve=True)
+        resolved = self._resolved(config)
         key, files = _split_file_names(resolved, verbose)
         if (
             key is not None
@@ -80,6 +81,15 @@ class JobLogging:
             self._fingerprint = _fingerprint(resolved, verbose)
             self._opened.update(files.values())
 
+    def _resolved(self, config: DictConfig) -> Any:
+        """The job's job_logging, resolved once per job (a job is switched to at its start and
+        its end; its hydra node is read-only)."""
+        cached = self._resolved_by_job.get(id(config))
+        if cached is None or cached[0] is not config:
+            cached = (config, OmegaConf.to_container(config.hydra.job_logging, resolve=True))
+            self._resolved_by_job[id(config)] = cached
+        return cached[1]
+
     def park(self) -> None:
         """Close the job's files; until the next switch, file handlers write nowhere."""
         if self._key is None:
@@ -99,6 +109,7 @@ class JobLogging:
         """Configure `log_config` (Hydra's own logging, between launches) and forget the job's."""
         self._configure(log_config, verbose)
         self._opened.clear()
+        self._resolved_by_job.clear()
 
     def _configure(self, log_config: DictConfig | None, verbose: Any) -> None:
         configure_log(log_config, verbose)
