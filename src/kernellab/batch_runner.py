@@ -21,7 +21,7 @@ from kernellab.artifacts import write_metrics
 from kernellab.callbacks import finish_sweep, swept_keys
 from kernellab.cli import record_failure, signal_exit_status
 from kernellab.errors import UserError
-from kernellab.train import Job, TrainResult, check, summary_lines, train_group
+from kernellab.train import Checked, Job, TrainResult, check, summary_lines, train_group
 
 log = logging.getLogger("kernellab")
 
@@ -56,13 +56,16 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
         first = checked[members[0].idx]
         size = batching.max_group_size(first.geometry, first.device)
         for part in batching.split(indices, size):
-            signal_name = _train([ready[i] for i in part], number, len(groups))
+            signal_name = _train([ready[i] for i in part], number, len(groups), checked)
             if signal_name:
                 _stop(jobs, signal_name)
 
 
-def _train(group: list[PreparedJob], number: int, groups: int) -> str | None:
-    """Train one group; every job ends finished. Returns the signal that stopped it, if any."""
+def _train(
+    group: list[PreparedJob], number: int, groups: int, checked: dict[int, Checked]
+) -> str | None:
+    """Train one group; every job ends finished. Returns the signal that stopped it, if any.
+    `checked`: each job's `check`, by job number (not repeated by train_group)."""
     for job in group:
         job.start()
     loggers = [_job_logger(job) for job in group]
@@ -79,7 +82,7 @@ def _train(group: list[PreparedJob], number: int, groups: int) -> str | None:
         swept = swept_keys(first.config.hydra)  # the same for every job: read once
         results = train_group(
             [
-                Job(j.task_cfg, j.output_dir, lg, swept)
+                Job(j.task_cfg, j.output_dir, lg, swept, checked[j.idx])
                 for j, lg in zip(group, loggers, strict=True)
             ],
             cores,

@@ -96,6 +96,7 @@ class Job:
     run_dir: Path
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kernellab"))
     swept: tuple[str, ...] = ()  # the config keys its sweep varies (HParams marks them)
+    checked: Checked | None = None  # what `check(cfg)` gave, if the caller has checked it already
 
 
 @dataclass
@@ -126,7 +127,7 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     Phases: check every job and what it resumes; build each job's task and model from its own seed
     (exactly as a single run does); fit; leave each job's results in its dir.
     """
-    checked = [check(job.cfg) for job in jobs]
+    checked = [job.checked or check(job.cfg) for job in jobs]
     geometries = [c.geometry for c in checked]
     resumed = [c.resumed for c in checked]
     device = checked[0].device
