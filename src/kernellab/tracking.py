@@ -77,28 +77,36 @@ def histogram_summary(tag: str, values: np.ndarray) -> Summary:
     """What torch's `summary.histogram(tag, values, bins=HISTOGRAM_BINS)` makes of `values`, with
     values beyond the outermost bucket counted in it (a blown-up kernel).
 
-    The same proto, about 10x faster: np.histogram counts into all ~1,450 buckets, where a
+    The same proto, about 5x faster: np.histogram counts into all ~1,450 buckets, where a
     kernel fills a few. Like TensorBoard's, the buckets sent are those from the one before the
     first filled bucket (or an empty one at the far left) to the last filled one.
     """
     values = values.astype(float).reshape(-1).clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
-    kept = values[(values >= HISTOGRAM_BINS[0]) & (values <= HISTOGRAM_BINS[-1])]  # not NaN
-    # np.histogram's buckets: [edge_i, edge_i+1), the last one closed
-    buckets = np.searchsorted(HISTOGRAM_BINS, kept, side="right") - 1
-    counts = np.bincount(buckets.clip(max=len(HISTOGRAM_BINS) - 2), minlength=len(HISTOGRAM_BINS))
-    filled = np.flatnonzero(counts)
-    start, end = int(filled[0]), int(filled[-1]) + 1
-    counts = counts[start - 1 : end] if start > 0 else np.concatenate([[0], counts[:end]])
+    # np.histogram's buckets: [edge_i, edge_i+1), the last one closed; NaN in none
+    found = np.searchsorted(HISTOGRAM_BINS, values[~np.isnan(values)], side="right") - 1
+    buckets = found.clip(max=len(HISTOGRAM_BINS) - 2).tolist()
+    first, last = min(buckets), max(buckets)
+    low = max(first - 1, 0)
+    counts = [0.0] * (last + 1 - low)
+    for bucket in buckets:
+        counts[bucket - low] += 1
+    if first == 0:
+        counts.insert(0, 0.0)
     histo = HistogramProto(  # Python floats: protobuf converts numpy numbers slowly
         min=float(values.min()),
         max=float(values.max()),
         num=len(values),
         sum=float(values.sum()),
         sum_squares=float(values.dot(values)),
-        bucket_limit=HISTOGRAM_BINS[start : end + 1].tolist(),
-        bucket=counts.astype(float).tolist(),
+        bucket_limit=_bucket_limits(first, last),
+        bucket=counts,
     )
     return Summary(value=[Summary.Value(tag=tag, histo=histo)])
+
+
+@functools.lru_cache(maxsize=1024)  # a run's kernel fills about the same buckets at each snapshot
+def _bucket_limits(first: int, last: int) -> list[float]:
+    return HISTOGRAM_BINS[first : last + 2].tolist()
 
 
 def weight_tag(i: int, j: int) -> str:
@@ -286,7 +294,8 @@ def hyperparameters(cfg: Any, kernel_size: Sequence[int] | None = None) -> dict[
     null), `logger.snapshot_every` and `trainer.print_every` the intervals used; other nulls
     (`trainer.resume`) are left out. The optimizer is named by its class. Each value has the
     type the schema gives its key (`hparam_kinds`): booleans stay booleans, numbers numbers, and
-    anything else is a string, lists as "[1, 2]".
+    anything else is a string, lists as "[1, 2]". `cfg`: the config, or the dict
+    `OmegaConf.to_container(cfg, resolve=True)` made of it.
     """
     from omegaconf import OmegaConf
 
@@ -301,7 +310,7 @@ def hyperparameters(cfg: Any, kernel_size: Sequence[int] | None = None) -> dict[
             elif not key.startswith("_"):
                 flat[prefix + key] = value
 
-    visit(OmegaConf.to_container(cfg, resolve=True), "")
+    visit(cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True), "")
     steps = flat["trainer.steps"]
     if kernel_size is not None:
         flat["model.kernel_size"] = list(kernel_size)
