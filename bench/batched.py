@@ -66,14 +66,21 @@ def batched(scale: Scale) -> Section:
             ),
         ],
         [
-            f"Per job: batched {duration((grid16.median - run.median) / 15)} beyond the first "
-            f"(16-job grid), {duration((big_seconds - run.median) / (scale.batched_seeds - 1))} "
+            f"Per job: batched {_per_job(grid16.median, run.median, 16)} beyond the first "
+            f"(16-job grid), {_per_job(big_seconds, run.median, scale.batched_seeds)} "
             f"({scale.batched_seeds} seeds); basic launcher "
-            f"{duration((basic16.median - run.median) / 15)}.",
+            f"{_per_job(basic16.median, run.median, 16)}.",
             f"Peak memory of the {scale.batched_seeds}-seed sweep (max RSS): {peak_mb:.0f} MB.",
             f"What the {scale.batched_seeds}-seed study finds: {finds}.",
         ],
     )
+
+
+def _per_job(seconds: float, one_run: float, jobs: int) -> str:
+    """A sweep's time per job beyond one run's: none when the sweep took less than one run (noise
+    on a shared machine, or set-up one run pays and a sweep doesn't)."""
+    extra = (seconds - one_run) / (jobs - 1)
+    return duration(extra) if extra > 0 else "nothing measurable (the sweep took less than one run)"
 
 
 def _timed_with_peak(cmd: list[str]) -> tuple[float, float]:
