@@ -351,18 +351,16 @@ def _interpolations_parsed_once() -> Iterator[None]:
 
 
 def _keep_out_of_gc() -> None:
-    """Take every object that exists now out of the garbage collector's sight (`gc.freeze`), and
-    make full collections rarer (after 100 second-generation ones, not 10).
+    """Take every object that exists now out of the garbage collector's sight (`gc.freeze`).
 
     Called where what exists lives to the end of the sweep anyway: what the app imported, each
-    launch's prepared jobs, and what a launch leaves (Hydra keeps every JobReturn). Those are
+    composed or prepared job, and what a launch leaves (Hydra keeps every JobReturn). Those are
     millions of objects (each job's configs are OmegaConf trees), which every full collection
     would scan again and again, and the one at exit once more: a 1,000-job sweep spent 4 s in
-    full collections while it composed and ran its jobs, and 2 s at exit. Young garbage is
-    collected as usual.
+    full collections while it composed and ran its jobs, and 2 s at exit. Garbage made later is
+    collected as usual; cyclic garbage not yet collected at a freeze stays (peak RSS of 1,000
+    seeds: about 515 MB, was 485-500 MB).
     """
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 100)
     gc.freeze()
 
 
