@@ -123,6 +123,23 @@ class RunLock:
 LOCK_FILE = ".lock"
 
 
+def locked_runs(root: Path) -> list[Path]:
+    """The run dirs under `root` (at any depth) that a process other than this one trains in."""
+    held = []
+    for path in root.rglob(LOCK_FILE):
+        try:
+            with open(path) as file:
+                fcntl.flock(
+                    file, fcntl.LOCK_SH | fcntl.LOCK_NB
+                )  # a lock left by a killed run: free
+        except BlockingIOError:
+            if path.read_text().strip() != str(os.getpid()):
+                held.append(path.parent)
+        except FileNotFoundError:  # released meanwhile
+            pass
+    return held
+
+
 def _finite_or_null(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -40,6 +40,7 @@ from typing import Any
 
 from kernellab.artifacts import METRICS_FILE
 from kernellab.checkpoint import CHECKPOINT_FILE
+from kernellab.config import path_override
 from kernellab.errors import UserError
 
 log = logging.getLogger("kernellab")
@@ -106,10 +107,7 @@ def with_resume(overrides: Sequence[str], job_dir: Path) -> list[str]:
 
 def resume_override(job_dir: Path) -> str:
     """`trainer.resume="<dir>"`, quoted for Hydra: job dir names hold `=` and `,`."""
-    # Hydra's escapes: \" is a quote; backslashes are doubled only before a quote or at the end
-    quoted = re.sub(r'(\\*)"', lambda m: 2 * m[1] + '\\"', str(job_dir))
-    quoted = re.sub(r"(\\+)$", lambda m: 2 * m[1], quoted)
-    return f'trainer.resume="{quoted}"'
+    return path_override("trainer.resume", job_dir)
 
 
 @contextmanager
