@@ -21,31 +21,49 @@ from tests.helpers import TRAIN_PY
 pytestmark = pytest.mark.slow
 
 STEPS = 3000  # a few seconds a job: long enough to be interrupted, short enough to continue
-SWEEP = ["seed=range(4)", f"trainer.steps={STEPS}"]
-LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
+SWEEP = ["seed=range(4)"]
+LAUNCHERS = {
+    "basic": [],
+    "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "submitit_local": ["hydra/launcher=submitit_local"],
+}
 
 
-def interrupt_sweep(sweep_dir: Path, launcher: list[str], sig: signal.Signals, whole_group: bool):
-    """Start the sweep in a session of its own; once a job prints progress, send `sig` to every
-    process (as a terminal's Ctrl-C or SLURM's scancel do) or to the sweep's process alone."""
-    proc = subprocess.Popen(
-        [sys.executable, str(TRAIN_PY), "-m", *launcher, *SWEEP, f"hydra.sweep.dir={sweep_dir}"],
-        cwd=sweep_dir.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
+def interrupt_sweep(
+    sweep_dir: Path,
+    launcher: list[str],
+    sig: signal.Signals,
+    whole_group: bool,
+    steps: int = STEPS,
+):
+    """Start the sweep in a session of its own; once a job trains (holds its run dir's lock), send
+    `sig` to every process (as a terminal's Ctrl-C or SLURM's scancel do) or to the sweep's own."""
+    log = sweep_dir.parent / "sweep.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(TRAIN_PY),
+                "-m",
+                *launcher,
+                *SWEEP,
+                f"trainer.steps={steps}",
+                f"hydra.sweep.dir={sweep_dir}",
+            ],
+            cwd=sweep_dir.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        for line in proc.stdout:
-            if line.startswith("step "):
-                (os.killpg if whole_group else os.kill)(proc.pid, sig)
-                break
-        output = line + proc.communicate(timeout=90)[0]
+        deadline = time.monotonic() + 60
+        while not list(sweep_dir.rglob(".lock")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (os.killpg if whole_group else os.kill)(proc.pid, sig)
+        proc.wait(timeout=90)
     finally:
         proc.kill()
-    return proc, output
+    return proc, log.read_text()
 
 
 def still_running(session: int, grace_s: float = 10) -> list[str]:
@@ -75,7 +93,9 @@ def test_interrupted_sweep_records_every_job_and_leaves_nothing_running(
     tmp_path, launcher, sig, whole_group
 ):
     sweep_dir = tmp_path / "sweep"
-    proc, output = interrupt_sweep(sweep_dir, LAUNCHERS[launcher], sig, whole_group)
+    # sent to the sweep's process alone, the signal reaches running jobs FORWARD_AFTER_S later
+    steps = STEPS if whole_group else 10 * STEPS
+    proc, output = interrupt_sweep(sweep_dir, LAUNCHERS[launcher], sig, whole_group, steps)
 
     assert proc.returncode == 128 + sig.value, output
     assert "Traceback" not in output

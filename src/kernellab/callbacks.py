@@ -8,6 +8,7 @@ interrupted.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -159,6 +160,8 @@ class SweepReport(Callback):
             SWEEP.install(runs_sweep=True)  # the running job stops; the next is `not started`
         else:
             SWEEP.install(runs_sweep=True, on_signal=lambda name: _stop_workers(sweep_dir, name))
+        if str(config.hydra.launcher.get("_target_", "")).endswith(".LocalLauncher"):
+            _submitit_controllers_ignore_ctrl_c()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -193,6 +196,29 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
             forward_at = math.inf
         time.sleep(0.05)
     end_sweep(sweep_dir, signal_name)
+
+
+def _submitit_controllers_ignore_ctrl_c() -> None:
+    """submitit_local starts a controller process per job, which starts the job. On Ctrl-C a
+    controller raises KeyboardInterrupt, prints its traceback and SIGKILLs its job a second later,
+    whatever the job is writing. Started with SIGINT ignored (inherited), it waits for its job,
+    which handles Ctrl-C itself; SIGTERM still reaches the job through it."""
+    from submitit.local import local
+
+    start_controller = local.start_controller
+    if getattr(start_controller, "ignores_ctrl_c", False):
+        return
+
+    @functools.wraps(start_controller)
+    def start_ignoring_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return start_controller(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    start_ignoring_ctrl_c.ignores_ctrl_c = True  # type: ignore[attr-defined]
+    local.start_controller = start_ignoring_ctrl_c
 
 
 def end_sweep(sweep_dir: Path, signal_name: str) -> NoReturn:
