@@ -253,5 +253,7 @@ def _interrupted(row: Any) -> str:
     """One line for an interrupted job: how to continue it."""
     from kernellab.slurm import resume_override
 
-    command = shlex.join(["python", "train.py", resume_override(row.dir), *row.overrides])
+    # a search preset would make the command a new search: the job's own values are enough
+    overrides = [o for o in row.overrides if not o.startswith("hparams_search=")]
+    command = shlex.join(["python", "train.py", resume_override(row.dir), *overrides])
     return f"{row.name} ({row.label}) was interrupted: continue it with {command}"
