@@ -157,7 +157,12 @@ def sweep_signal_case(launcher: list[str], sig: signal.Signals, whole_group: boo
     def case(tmp: Path) -> str:
         sweep = ["-m", *launcher, "seed=range(4)", "trainer.steps=20000", "hydra.sweep.dir=s"]
         proc = subprocess.Popen(
-            [*TRAIN, *sweep], cwd=tmp, stderr=subprocess.PIPE, text=True, start_new_session=True
+            [*TRAIN, *sweep],
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while not list((tmp / "s").rglob(".lock")) and time.monotonic() < deadline:
