@@ -125,19 +125,23 @@ LOCK_FILE = ".lock"
 
 def locked_runs(root: Path) -> list[Path]:
     """The run dirs under `root` (at any depth) that a process other than this one trains in."""
-    held = []
-    for path in root.rglob(LOCK_FILE):
-        try:
-            with open(path) as file:
-                fcntl.flock(
-                    file, fcntl.LOCK_SH | fcntl.LOCK_NB
-                )  # a lock left by a killed run: free
-        except BlockingIOError:
-            if path.read_text().strip() != str(os.getpid()):
-                held.append(path.parent)
-        except FileNotFoundError:  # released meanwhile
-            pass
-    return held
+    return [path.parent for path in root.rglob(LOCK_FILE) if _held_by_another(path)]
+
+
+def in_use(run_dir: Path) -> bool:
+    """Whether a process other than this one trains in `run_dir`."""
+    return _held_by_another(run_dir / LOCK_FILE)
+
+
+def _held_by_another(lock: Path) -> bool:
+    try:
+        with open(lock) as file:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a lock left by a killed run: free
+    except BlockingIOError:
+        return lock.read_text().strip() != str(os.getpid())
+    except FileNotFoundError:  # no run, or released meanwhile
+        pass
+    return False
 
 
 def _finite_or_null(value: Any) -> Any:

@@ -239,6 +239,9 @@ def finish_sweep(sweep_dir: Path) -> list[str]:
     problems = []
     if report.failed:
         problems.append(f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}")
+    running = sum(row.status == "running" for row in report.rows)
+    if running:  # SLURM's jobs don't end with the process that submitted them
+        problems.append(f"{running} job(s) still running on their own (scancel stops SLURM jobs)")
     unfinished = report.unfinished
     if unfinished and report.grid:
         counts = Counter(row.status for row in unfinished)

@@ -29,7 +29,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from kernellab.artifacts import atomic_write, read_metrics
+from kernellab.artifacts import atomic_write, in_use, read_metrics
 from kernellab.checkpoint import CHECKPOINT_FILE
 from kernellab.config import AUTO_RESUME, path_override
 from kernellab.config import job_dir as subdir_name
@@ -72,7 +72,7 @@ class JobRow:
     job: int | None  # hydra.job.num
     dir: Path
     overrides: list[str]
-    status: str  # metrics.json's; without one: `missing`, or `not started` if it never trained
+    status: str  # metrics.json's; without one: `running`, `missing` or `not started`
     final_loss: float | None = None  # None when absent or not finite
     kernel_error: float | None = None
     weight: list[Any] | None = None
@@ -202,7 +202,7 @@ def read_job(job_dir: Path) -> JobRow:
     try:
         metrics = read_metrics(job_dir)
     except FileNotFoundError:  # still running, or killed before it could write one
-        metrics = {"status": "missing" if _trained(job_dir) else "not started"}
+        metrics = {"status": _without_metrics(job_dir)}
     except (OSError, ValueError) as error:  # not kernellab's (it writes atomically), but say so
         log.warning("%s: unreadable metrics: %s", job_dir, error)
         metrics = {"status": "failed"}
@@ -220,9 +220,14 @@ def read_job(job_dir: Path) -> JobRow:
     )
 
 
-def _trained(job_dir: Path) -> bool:
-    """Whether a job's dir shows it trained: a checkpoint or an event file."""
-    return (job_dir / CHECKPOINT_FILE).exists() or any(job_dir.glob("events.out.tfevents.*"))
+def _without_metrics(job_dir: Path) -> str:
+    """A job without metrics.json: `running` (another process holds its lock, e.g. a SLURM job
+    the sweep's process no longer waits for), `missing` (it trained: a checkpoint or events, then
+    was killed) or `not started`."""
+    if in_use(job_dir):
+        return "running"
+    trained = (job_dir / CHECKPOINT_FILE).exists() or any(job_dir.glob("events.out.tfevents.*"))
+    return "missing" if trained else "not started"
 
 
 def read_objective(jobs: list[Path]) -> str:
