@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "train.py")]
 TIMEOUT = 120
 LONG = ["trainer.steps=100000000", "optim.lr=0.0001", "trainer.checkpoint_every_s=0.5"]
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
 
 BAD_INPUTS = [
     "model.kernel_size=0",
@@ -148,21 +150,43 @@ def two_processes(tmp: Path) -> str:
     return "handled" if ok else ("traceback" if "Traceback" in err else "lost")
 
 
-def batched_sweep_ctrl_c(tmp: Path) -> str:
-    proc = start(["-m", "hydra/launcher=batched", *LONG[:2], "seed=0,1", "hydra.sweep.dir=s"], tmp)
-    wait_for(tmp / "s" / "0_seed=0" / "events.out.tfevents.0", 5)
-    time.sleep(5)
-    proc.send_signal(signal.SIGINT)
-    try:
-        _, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return "hang"
-    if "Traceback" in err:
-        return "traceback"
-    statuses = [json.loads(p.read_text())["status"] for p in (tmp / "s").glob("*/metrics.json")]
-    ok = proc.returncode == 130 and statuses == ["interrupted"] * 2
-    return "handled" if ok and (tmp / "s" / "summary.md").exists() else "lost"
+def sweep_signal_case(launcher: list[str], sig: signal.Signals, whole_group: bool):
+    """A 4-job sweep signalled once a job trains (its whole session, as Ctrl-C does, or its own
+    process only); then the command it prints must continue it to 4 completed jobs."""
+
+    def case(tmp: Path) -> str:
+        sweep = ["-m", *launcher, "seed=range(4)", "trainer.steps=20000", "hydra.sweep.dir=s"]
+        proc = subprocess.Popen(
+            [*TRAIN, *sweep],
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not list((tmp / "s").rglob(".lock")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (os.killpg if whole_group else os.kill)(proc.pid, sig)
+        try:
+            _, err = proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return "hang"
+        if "Traceback" in err:
+            return "traceback"
+        time.sleep(2)  # workers told to exit take a moment
+        ps = subprocess.run(["ps", "-o", "stat=", "-s", str(proc.pid)], capture_output=True)
+        left = [s for s in ps.stdout.decode().split() if not s.startswith("Z")]
+        if proc.returncode != 128 + sig.value or left or not (tmp / "s" / "summary.md").exists():
+            return f"other (exit {proc.returncode}, {len(left)} left running)"
+        command = shlex.split(err.split("continue the sweep with ", 1)[1].splitlines()[0])
+        code, _, err = run(command[2:], tmp)  # what follows `python train.py`
+        done = [json.loads(p.read_text()) for p in (tmp / "s").glob("*/metrics.json")]
+        complete = [m["steps_completed"] for m in done if m["status"] == "completed"]
+        return "handled" if code == 0 and complete == [20000] * 4 else "lost"
+
+    return case
 
 
 FAULTS: dict[str, Callable[[Path], str]] = {
@@ -170,7 +194,17 @@ FAULTS: dict[str, Callable[[Path], str]] = {
     "SIGTERM during a run": signal_case(signal.SIGTERM, 143),
     "SIGKILL after a periodic checkpoint": sigkill_then_resume,
     "a second process in the same run dir": two_processes,
-    "Ctrl-C during a batched sweep": batched_sweep_ctrl_c,
+    "Ctrl-C during a sweep, then its continue command": sweep_signal_case([], signal.SIGINT, True),
+    "Ctrl-C during a joblib sweep, then continue": sweep_signal_case(JOBLIB, signal.SIGINT, True),
+    "SIGTERM to a joblib sweep's process, then continue": sweep_signal_case(
+        JOBLIB, signal.SIGTERM, False
+    ),
+    "Ctrl-C during a submitit_local sweep, then continue": sweep_signal_case(
+        ["hydra/launcher=submitit_local"], signal.SIGINT, True
+    ),
+    "Ctrl-C during a batched sweep, then continue": sweep_signal_case(
+        ["hydra/launcher=batched"], signal.SIGINT, True
+    ),
 }
 
 

@@ -265,6 +265,7 @@ def test_hand_made_sweep_skips_non_job_dirs_and_counts_failures(tmp_path: Path) 
         ),
         (2, ["model.kernel_size=[1,3]", "optim.lr=1"], {"status": "failed", "final_loss": None}),
         (3, ["model.kernel_size=[1,2]", "optim.lr=1"], None),  # killed before metrics.json
+        (4, ["model.kernel_size=[1,2]", "optim.lr=2"], None),  # stopped before it trained
     ]
     for num, overrides, metrics in jobs:
         job_dir = sweep / f"{num}_{','.join(overrides)}"  # no hydra.yaml: the number is in the name
@@ -272,6 +273,8 @@ def test_hand_made_sweep_skips_non_job_dirs_and_counts_failures(tmp_path: Path) 
         (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
         if metrics is not None:
             write_metrics(job_dir, {**metrics, "weight": [[-1.0, 1.0]], "bias": 0.0})
+        if num == 3:
+            (job_dir / "events.out.tfevents.0.host.1.0").write_bytes(b"")  # it had trained
 
     report = write_report(sweep)
 
@@ -280,8 +283,9 @@ def test_hand_made_sweep_skips_non_job_dirs_and_counts_failures(tmp_path: Path) 
         (0, "completed"),
         (2, "failed"),
         (3, "missing"),
+        (4, "not started"),
     ]
-    assert report.failed == 2
+    assert report.failed == 2  # a job that never trained is not a failure: continuing runs it
     assert (
         best_line(report) == "best: job 1 (model.kernel_size=[1,3] optim.lr=0.01) final_loss=0.25"
     )
@@ -292,6 +296,7 @@ def test_hand_made_sweep_skips_non_job_dirs_and_counts_failures(tmp_path: Path) 
 
 def test_best_line_says_so_when_no_job_succeeded(tmp_path: Path) -> None:
     (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / "checkpoint.pt").write_bytes(b"")  # trained, then killed
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
 
     line = best_line(write_report(tmp_path))

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+from kernellab import signals
 from kernellab.artifacts import read_metrics
+from kernellab.signals import StopRequest
 from kernellab.tracking import read_scalars
 from tests.helpers import TRAIN_PY, run_cli
 
@@ -146,3 +148,16 @@ def test_two_processes_cannot_train_in_one_dir(tmp_path):
     assert second.stderr.startswith(f"error: output dir {run_dir} ")
     assert "in use by another run" in second.stderr or "already holds a run" in second.stderr
     assert read_metrics(run_dir)["status"] == "interrupted"  # the first run's, intact
+
+
+def test_a_signal_delivered_twice_at_once_is_one_request_and_a_later_one_interrupts(monkeypatch):
+    """A launcher's process may pass on a Ctrl-C its job also got: the copy must not cut short
+    the checkpoint the first asked for; a second Ctrl-C later still stops at once."""
+    with StopRequest() as stop:
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # the forwarded copy: no KeyboardInterrupt
+        assert stop.requested and stop.signal_name == "SIGINT"
+        monkeypatch.setattr(signals, "SAME_SIGNAL_S", 0.0)  # as if a second had passed
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

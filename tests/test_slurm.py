@@ -194,7 +194,8 @@ def test_scancel_of_one_job_interrupts_it_and_the_sweep_finishes(tmp_path):
     assert sweep.returncode == 1, stderr
     assert "Traceback" not in stderr
     (line,) = error_lines(stderr)
-    assert line.startswith("error: job 1 (") and "was interrupted: continue it with" in line
+    assert line.startswith("error: 1 interrupted: continue the sweep with python train.py -m ")
+    assert "hydra/launcher=slurm" in line and line.endswith(" trainer.resume=auto")
     assert summary(sweep_dir) == {"0": "completed", "1": "interrupted"}
     job = job_dir(sweep_dir, 1)
     metrics = read_metrics(job)
@@ -204,7 +205,7 @@ def test_scancel_of_one_job_interrupts_it_and_the_sweep_finishes(tmp_path):
     assert done >= 10000
     assert logged_steps(job) == list(range(10, done + 1, 10))
 
-    # later, continued by hand from the job's own dir with the line's override
+    # later, continued by hand from the job's own dir, with more steps
     resumed = run_cli(
         resume_override(job), *SLOW_TASK, f"trainer.steps={done + 1000}", cwd=tmp_path
     )

@@ -34,22 +34,12 @@ def test_resume_override_gives_hydra_the_dir_unchanged(job_dir):
     assert override.value() == str(Path(job_dir))
 
 
-def test_a_requeued_job_with_a_checkpoint_resumes_from_its_own_dir(tmp_path, monkeypatch):
+def test_a_requeued_job_continues_in_its_own_dir(monkeypatch):
     overrides = ["optim.lr=0.1", "trainer.resume=elsewhere"]
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
-    (tmp_path / "checkpoint.pt").touch()
-    assert slurm.with_resume(overrides, tmp_path) == overrides  # first run: as submitted
+    assert slurm.with_resume(overrides) == overrides  # first run: as submitted
     monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
-    assert slurm.with_resume(overrides, tmp_path) == [
-        "optim.lr=0.1",
-        slurm.resume_override(tmp_path),
-    ]
-    (tmp_path / "checkpoint.pt").unlink()  # requeued before it saved anything: starts afresh
-    (tmp_path / "events.out.tfevents.1.vm.1.0").touch()  # what its first attempt had written
-    (tmp_path / "metrics.json").touch()
-    (tmp_path / ".hydra").mkdir()
-    assert slurm.with_resume(overrides, tmp_path) == overrides
-    assert [p.name for p in tmp_path.iterdir()] == [".hydra"]
+    assert slurm.with_resume(overrides) == ["optim.lr=0.1", "trainer.resume=auto"]
 
 
 def test_submitting_needs_slurm_and_submitits_usual_signal(tmp_path, monkeypatch):

@@ -202,3 +202,19 @@ def test_refused_sweeps_write_nothing(tmp_path):
         assert "Traceback" not in proc.stderr, args
     assert not (tmp_path / "never").exists()
     assert not os.path.exists(tmp_path / "outputs")
+
+
+def test_a_kernel_blown_to_inf_still_gets_its_row_and_the_summary(tmp_path):
+    """No divergence threshold: at lr=3e38 one step's update overflows float32 (the kernel is
+    inf); the job is `diverged`, the sweep's summary written as usual."""
+    proc, sweep_dir = sweep(
+        tmp_path, "optim.lr=0.01,3e38", "trainer.steps=50", "trainer.divergence_threshold=null"
+    )
+    assert proc.returncode == 0, proc.stderr  # a diverged job is not a failure
+    assert "Traceback" not in proc.stderr
+    statuses = {row["job"]: row["status"] for row in summary_rows(sweep_dir)}
+    assert statuses == {"0": "completed", "1": "diverged"}
+    blown = read_metrics(jobs(sweep_dir)[1])  # strict JSON: a non-finite number is null
+    assert blown["final_loss"] is None and blown["diverged_at_step"] >= 1
+    assert None in blown["weight"][0]  # the infinite kernel, as strict JSON has it
+    assert (sweep_dir / "summary.png").stat().st_size > 0

@@ -200,6 +200,37 @@ def test_a_dir_holding_a_run_is_refused_unless_resumed(make_cfg, tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
+def test_auto_resume_continues_what_the_dir_holds(make_cfg, tmp_path):
+    """trainer.resume=auto: a new run in an empty dir; from the checkpoint of a run that didn't
+    finish (killed: no metrics.json); started over where a run left no checkpoint; and a
+    finished run is not trained again."""
+    whole = train(make_cfg("trainer.steps=20"), tmp_path / "whole")
+    auto = ("trainer.steps=20", "trainer.resume=auto")
+    fresh = train(make_cfg(*auto), tmp_path / "fresh")
+    assert fresh.weight == whole.weight and fresh.steps_completed == 20
+
+    killed = tmp_path / "killed"
+    train(make_cfg("trainer.steps=8"), killed)
+    (killed / METRICS_FILE).unlink()  # as if killed after its checkpoint at step 8
+    resumed = train(make_cfg(*auto), killed)
+    assert resumed.weight == whole.weight and resumed.final_loss == whole.final_loss
+    assert [s for s, _ in read_scalars(killed)["train/loss"]] == list(range(1, 21))
+
+    early = tmp_path / "early"
+    train(make_cfg("trainer.steps=8"), early)
+    (early / METRICS_FILE).unlink()
+    (early / CHECKPOINT_FILE).unlink()  # killed before its first checkpoint: only events left
+    restarted = train(make_cfg(*auto), early)
+    assert restarted.weight == whole.weight
+    assert len(list(early.glob("events.out.tfevents.*"))) == 1  # the first attempt's are gone
+    assert [s for s, _ in read_scalars(early)["train/loss"]] == list(range(1, 21))
+
+    before = {p.name: p.read_bytes() for p in killed.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=r"holds a finished run \(completed\): nothing to do"):
+        train(make_cfg(*auto), killed)
+    assert {p.name: p.read_bytes() for p in killed.iterdir() if p.is_file()} == before
+
+
 def test_a_periodic_checkpoint_then_a_kill_resumes_without_repeated_steps(make_cfg, tmp_path):
     """A checkpoint taken mid-run, events logged after it, then the process dies: the resume
     drops the later events from the file itself, so every reader sees each step once."""

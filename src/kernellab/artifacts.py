@@ -123,6 +123,27 @@ class RunLock:
 LOCK_FILE = ".lock"
 
 
+def locked_runs(root: Path) -> list[Path]:
+    """The run dirs under `root` (at any depth) that a process other than this one trains in."""
+    return [path.parent for path in root.rglob(LOCK_FILE) if _held_by_another(path)]
+
+
+def in_use(run_dir: Path) -> bool:
+    """Whether a process other than this one trains in `run_dir`."""
+    return _held_by_another(run_dir / LOCK_FILE)
+
+
+def _held_by_another(lock: Path) -> bool:
+    try:
+        with open(lock) as file:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a lock left by a killed run: free
+    except BlockingIOError:
+        return lock.read_text().strip() != str(os.getpid())
+    except FileNotFoundError:  # no run, or released meanwhile
+        pass
+    return False
+
+
 def _finite_or_null(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from hydra_plugins.kernellab_batched_launcher import PreparedJob
 from kernellab import batching, runtime
-from kernellab.artifacts import write_metrics
-from kernellab.callbacks import finish_sweep, swept_keys
-from kernellab.cli import record_failure, signal_exit_status
+from kernellab.callbacks import end_sweep, swept_keys
+from kernellab.cli import record_failure, record_not_started
 from kernellab.errors import UserError
-from kernellab.train import Checked, Job, check, summary_lines, train_group
+from kernellab.signals import SWEEP
+from kernellab.train import Checked, Job, check, recorded_objective, summary_lines, train_group
 
 log = logging.getLogger("kernellab")
 
@@ -33,9 +32,14 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
     checked, keys = {}, {}
     for job in jobs:
         try:
-            checked[job.idx] = check(job.task_cfg)
+            checked[job.idx] = check(job.task_cfg, job.output_dir)
         except UserError as error:  # refused: that job fails, the others go on
             _fail(job, error)
+            continue
+        finished = checked[job.idx].finished
+        if finished is not None:  # trainer.resume=auto: a continued sweep's finished job
+            job.start()
+            job.finish(recorded_objective(finished, job.task_cfg.objective))
             continue
         geometry, backend = checked[job.idx].geometry, checked[job.idx].backend
         keys[job.idx] = batching.group_key(job.task_cfg, geometry, backend)
@@ -49,6 +53,8 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
             len(alone),
         )
     for number, indices in enumerate(groups, 1):
+        if SWEEP.requested:  # a signal between groups
+            _stop(jobs, SWEEP.signal_name)
         members = [ready[i] for i in indices]
         if keys[members[0].idx] is None:
             members[0].run()
@@ -127,11 +133,9 @@ def _stop(jobs: Sequence[PreparedJob], signal_name: str) -> None:
     for job in jobs:
         if not job.finished:
             job.start()
-            write_metrics(job.output_dir, {"status": "not started", "final_loss": None})
+            record_not_started(job.output_dir)
             job.finish(math.inf)
-    sweep_dir = Path(jobs[0].config.hydra.sweep.dir)
-    finish_sweep(sweep_dir)
-    sys.exit(signal_exit_status(signal_name))
+    end_sweep(Path(jobs[0].config.hydra.sweep.dir), signal_name)
 
 
 def _job_logger(job: PreparedJob) -> logging.Logger:

@@ -7,20 +7,28 @@ interrupted.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import math
+import os
 import shlex
+import signal
 import sys
+import time
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from kernellab.artifacts import RunLock, ensure_no_run, ensure_writable
+from kernellab.artifacts import RunLock, ensure_no_run, ensure_writable, locked_runs
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
-from kernellab.runtime import joblib_workers
+from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
+from kernellab.signals import SWEEP, exit_status
 
 log = logging.getLogger("kernellab")
 
@@ -34,10 +42,10 @@ class Preflight(Callback):
         from kernellab.train import check  # imports torch: not before it is needed
 
         def checks() -> None:
-            check(config)
             run_dir = str(config.hydra.run.dir).strip()
             if not run_dir:
                 raise ConfigError("hydra.run.dir", run_dir, "must be a directory path")
+            check(config, Path(run_dir))
             ensure_writable(Path(run_dir))
             if not config.trainer.resume:
                 ensure_no_run(Path(run_dir))
@@ -135,43 +143,120 @@ def _in_config(config: DictConfig, key: str) -> bool:
 
 
 class SweepReport(Callback):
-    """Writes summary.csv/.md/.png into the sweep dir and prints the best job."""
+    """Writes summary.csv/.md/.png into the sweep dir and prints the best job; ends the sweep on
+    SIGINT/SIGTERM with every job recorded."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Every sweep dir gets the `multirun.yaml` Hydra's basic sweeper writes (Optuna's doesn't):
         what marks a dir as a sweep for `python -m kernellab.report`, and the sweep's command line."""
         from kernellab.report import MULTIRUN_YAML
 
-        multirun_yaml = Path(config.hydra.sweep.dir) / MULTIRUN_YAML
+        sweep_dir = Path(config.hydra.sweep.dir)
+        multirun_yaml = sweep_dir / MULTIRUN_YAML
         if not multirun_yaml.exists():
             multirun_yaml.parent.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(config, multirun_yaml)  # as the basic sweeper does: unresolved
+        if jobs_run_in_this_process(config.hydra.launcher):
+            SWEEP.install(runs_sweep=True)  # the running job stops; the next is `not started`
+        else:
+            SWEEP.install(runs_sweep=True, on_signal=lambda name: _stop_workers(sweep_dir, name))
+        if str(config.hydra.launcher.get("_target_", "")).endswith(".LocalLauncher"):
+            _submitit_controllers_ignore_ctrl_c()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        problems = finish_sweep(Path(config.hydra.sweep.dir))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if SWEEP.requested:  # a signal came after the last job had started
+            end_sweep(sweep_dir, SWEEP.signal_name)
+        problems = finish_sweep(sweep_dir)
         for problem in problems[:-1]:
             print(f"error: {problem}", file=sys.stderr)
         if problems:
             exit_with_error(problems[-1], EXIT_JOBS_FAILED)
 
 
+FORWARD_AFTER_S = 2.0
+
+
+def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
+    """The sweep's own process, its jobs running in others (joblib's workers, submitit's): wait
+    until every running job has saved its checkpoint, then end the sweep.
+
+    A Ctrl-C or SLURM's scancel reaches every process; a signal sent to this process alone is
+    passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S.
+    """
+    log.warning(
+        "%s received: the running jobs save their checkpoints, then the sweep ends", signal_name
+    )
+    forward_at = time.monotonic() + FORWARD_AFTER_S
+    while locked_runs(sweep_dir) and (children := child_processes()):
+        if time.monotonic() >= forward_at:
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            forward_at = math.inf
+        time.sleep(0.05)
+    end_sweep(sweep_dir, signal_name)
+
+
+def _submitit_controllers_ignore_ctrl_c() -> None:
+    """submitit_local starts a controller process per job, which starts the job. On Ctrl-C a
+    controller raises KeyboardInterrupt, prints its traceback and SIGKILLs its job a second later,
+    whatever the job is writing. Started with SIGINT ignored (inherited), it waits for its job,
+    which handles Ctrl-C itself; SIGTERM still reaches the job through it."""
+    from submitit.local import local
+
+    start_controller = local.start_controller
+    if getattr(start_controller, "ignores_ctrl_c", False):
+        return
+
+    @functools.wraps(start_controller)
+    def start_ignoring_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return start_controller(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    start_ignoring_ctrl_c.ignores_ctrl_c = True  # type: ignore[attr-defined]
+    local.start_controller = start_ignoring_ctrl_c
+
+
+def end_sweep(sweep_dir: Path, signal_name: str) -> NoReturn:
+    """After SIGINT/SIGTERM: write the summary, say what to do next, exit 130/143."""
+    for problem in finish_sweep(sweep_dir):
+        print(f"error: {problem}", file=sys.stderr)
+    sys.exit(exit_status(signal_name))
+
+
 def finish_sweep(sweep_dir: Path) -> list[str]:
     """Write the sweep's summary and print its best job; what went wrong, one line each (failed
-    jobs, then each interrupted job with how to continue it), or nothing."""
-    from kernellab.report import best_line, write_report
+    jobs, then what was left unfinished and how to continue it), or nothing."""
+    from kernellab.report import best_line, continue_command, write_report
 
     report = write_report(sweep_dir)
     log.info(best_line(report))
     log.info("summary: %s", sweep_dir / "summary.md")
-    problems = [_interrupted(row) for row in report.rows if row.status == "interrupted"]
+    problems = []
     if report.failed:
-        problems.insert(0, f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}")
+        problems.append(f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}")
+    running = sum(row.status == "running" for row in report.rows)
+    if running:  # SLURM's jobs don't end with the process that submitted them
+        problems.append(f"{running} job(s) still running on their own (scancel stops SLURM jobs)")
+    unfinished = report.unfinished
+    if unfinished and report.grid:
+        counts = Counter(row.status for row in unfinished)
+        said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        problems.append(f"{said}: continue the sweep with {continue_command(sweep_dir)}")
+    else:  # Optuna's trials can't be replayed: each interrupted one is continued alone
+        problems += [_interrupted(row) for row in unfinished if row.status == "interrupted"]
     return problems
 
 
 def _interrupted(row: Any) -> str:
-    """One line for an interrupted job (e.g. a cancelled SLURM job): how to continue it."""
+    """One line for an interrupted job: how to continue it."""
     from kernellab.slurm import resume_override
 
-    command = shlex.join(["python", "train.py", resume_override(row.dir), *row.overrides])
+    # a search preset would make the command a new search: the job's own values are enough
+    overrides = [o for o in row.overrides if not o.startswith("hparams_search=")]
+    command = shlex.join(["python", "train.py", resume_override(row.dir), *overrides])
     return f"{row.name} ({row.label}) was interrupted: continue it with {command}"

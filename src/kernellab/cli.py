@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -18,10 +17,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from kernellab.artifacts import write_metrics
-from kernellab.callbacks import swept_keys
+from kernellab.callbacks import end_sweep, swept_keys
+from kernellab.config import AUTO_RESUME
 from kernellab.errors import UserError, exit_with_error
 from kernellab.runtime import cores_for_this_job
-from kernellab.train import Job, summary_lines, train_group
+from kernellab.signals import SWEEP, exit_status
+from kernellab.train import Job, finished_run, recorded_objective, summary_lines, train_group
 
 log = logging.getLogger("kernellab")
 
@@ -31,13 +32,22 @@ def run(cfg: DictConfig) -> float:
 
     A single run was checked before Hydra made its dir (callbacks.Preflight). In a sweep, a job
     that fails is recorded (metrics.json: status failed) and returns inf, so the other jobs go on;
-    the sweep report then makes the multirun exit non-zero.
+    the sweep report then makes the multirun exit non-zero. Once the sweep is asked to stop
+    (signals.SWEEP), a job that hasn't started is recorded as `not started`.
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if in_sweep and not SWEEP.installed and not in_submitit_job():
+        SWEEP.install()  # a worker process of a pool launcher (joblib): it runs many jobs
+    if in_sweep and SWEEP.requested:
+        return _not_started(hydra_cfg, run_dir)
     try:
         job = Job(cfg, run_dir, swept=swept_keys(hydra_cfg))
+        finished = finished_run(run_dir) if cfg.trainer.resume == AUTO_RESUME else None
+        if finished is not None:  # a continued sweep's finished job
+            log.info("%s: already %s", run_dir, finished["status"])
+            return recorded_objective(finished, cfg.objective)
         (result,) = train_group([job], cores_for_this_job(hydra_cfg.launcher))
     except UserError as error:
         if in_sweep:
@@ -50,20 +60,28 @@ def run(cfg: DictConfig) -> float:
         return record_failure(run_dir, error)
     for line in summary_lines(result):
         log.info(line)
-    if result.signal:
-        # the sweep ends here: its summary says what ran, and what was interrupted (not so for a
-        # submitit job, a process of its own: its sweep goes on, and may requeue it)
-        if in_sweep and "SUBMITIT_EXECUTOR" not in os.environ:
-            from kernellab.callbacks import finish_sweep
-
-            finish_sweep(Path(hydra_cfg.sweep.dir))
-        sys.exit(signal_exit_status(result.signal))
+    if result.signal and (not in_sweep or in_submitit_job()):
+        # a submitit job is a process of its own: its sweep goes on, and may requeue it
+        sys.exit(exit_status(result.signal))
+    if result.signal and SWEEP.runs_sweep:  # the sweep's own process: the sweep ends here
+        end_sweep(Path(hydra_cfg.sweep.dir), result.signal)
     return result.objective(cfg.objective)
 
 
-def signal_exit_status(name: str) -> int:
-    """The shell's convention: 130 for SIGINT, 143 for SIGTERM."""
-    return 128 + signal.Signals[name].value
+def _not_started(hydra_cfg: DictConfig, run_dir: Path) -> float:
+    """A job the sweep's stop came before: recorded; in the sweep's own process, the sweep ends."""
+    record_not_started(run_dir)
+    if SWEEP.runs_sweep:
+        end_sweep(Path(hydra_cfg.sweep.dir), SWEEP.signal_name)
+    return math.inf
+
+
+def in_submitit_job() -> bool:
+    return "SUBMITIT_EXECUTOR" in os.environ
+
+
+def record_not_started(run_dir: Path) -> None:
+    write_metrics(run_dir, {"status": "not started", "final_loss": None})
 
 
 def record_failure(run_dir: Path, error: Exception) -> float:

@@ -105,7 +105,9 @@ class TrainerConfig:
         False, "On CUDA with `optim=sgd`: capture the step once in a CUDA graph and replay it."
     )
     resume: str | None = _help(
-        None, "A run dir or its `checkpoint.pt`: continue that run, in that dir."
+        None,
+        "A run dir or its `checkpoint.pt`: continue that run, in that dir. `auto`: continue the"
+        " run in this run's own dir if it holds an unfinished one, else start (continues a sweep).",
     )
     checkpoint_every_s: float | None = _help(
         300.0,
@@ -146,16 +148,33 @@ class Config:
 ConfigStore.instance().store(name="config_schema", node=Config)
 
 
+AUTO_RESUME = "auto"  # trainer.resume: whatever this run's own dir holds
+
+
 def run_dir(resume: str | None, fresh: str) -> str:
     """`hydra.run.dir`: a resumed run continues in its own dir; a new one gets `fresh`."""
-    if not resume:
+    if not resume or resume == AUTO_RESUME:
         return fresh
     return str(Path(resume).parent) if resume.endswith(".pt") else resume
 
 
-def output_subdir(resume: str | None, stamp: str) -> str:
-    """`hydra.output_subdir`: a resumed run keeps its first `.hydra/` and files each resume's beside it."""
+def output_subdir(resume: str | None, stamp: str, output_dir: str) -> str:
+    """`hydra.output_subdir`: a resumed run keeps its first `.hydra/` and files each resume's
+    beside it (with `trainer.resume=auto`: when the dir has one)."""
+    if resume == AUTO_RESUME:
+        resume = resume if (Path(output_dir) / ".hydra").is_dir() else None
     return f".hydra/resume-{stamp}" if resume else ".hydra"
+
+
+def path_override(key: str, path: Path | str) -> str:
+    """`key=<path>`, quoted for Hydra's override parser if it needs it (a job dir's name holds
+    `=`, `,` and `[`)."""
+    if re.fullmatch(r"[\w./\-]+", str(path)):
+        return f"{key}={path}"
+    # Hydra's escapes: \" is a quote; backslashes are doubled only before a quote or at the end
+    quoted = re.sub(r'(\\*)"', lambda m: 2 * m[1] + '\\"', str(path))
+    quoted = re.sub(r"(\\+)$", lambda m: 2 * m[1], quoted)
+    return f'{key}="{quoted}"'
 
 
 MAX_DIRNAME = 200  # bytes; file systems allow 255

@@ -56,6 +56,12 @@ def _masked_crc(data: bytes) -> bytes:
     return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
+def remove_events(run_dir: Path) -> None:
+    """Delete the run's event files: a run started over, its first attempt left no checkpoint."""
+    for path in Path(run_dir).glob("events.out.tfevents.*"):
+        path.unlink()
+
+
 def truncate_after(run_dir: Path, step: int) -> None:
     """Drop every event after `step` from the run's event files, atomically, file by file.
 

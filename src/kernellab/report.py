@@ -18,15 +18,22 @@ import io
 import logging
 import math
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from kernellab import chart
-from kernellab.artifacts import atomic_write, read_metrics
+from kernellab.artifacts import atomic_write, in_use, read_metrics
+from kernellab.checkpoint import CHECKPOINT_FILE
+from kernellab.config import AUTO_RESUME, path_override
+from kernellab.config import job_dir as subdir_name
 from kernellab.errors import EXIT_USAGE
 from kernellab.eventfile import scalar_curve
 from kernellab.tracking import LOSS_TAG
@@ -49,6 +56,9 @@ COLUMNS = [
 MD_COLUMNS = COLUMNS[:-1]  # for people: the dir's name only repeats the job and its overrides
 DEFAULT_OBJECTIVE = "final_loss"
 FAILED = {"failed", "missing"}  # statuses counted as failures
+UNFINISHED = ("interrupted", "not started")  # what continuing a sweep trains
+UNSEEN = ("missing", "not started")  # jobs whose dir holds no metrics.json
+CONTINUE_SETS = ("hydra.mode", "hydra.sweep.dir")  # a continued sweep's command sets these itself
 MAX_LEGEND = 20  # beyond this many curves a legend is unreadable; the table says which is which
 # Loss curves drawn: the best jobs' (rows are sorted by the objective). Each is read from its job's
 # event files, and beyond a few dozen they are an unreadable tangle; the table has every job.
@@ -66,12 +76,12 @@ class JobRow:
     job: int | None  # hydra.job.num
     dir: Path
     overrides: list[str]
-    status: str  # metrics.json's, or `missing` when the job never wrote one
-    final_loss: float | None  # None when absent or not finite
-    kernel_error: float | None
-    weight: list[Any] | None
-    bias: float | None
-    wall_time_s: float | None
+    status: str  # metrics.json's; without one: `running`, `missing` or `not started`
+    final_loss: float | None = None  # None when absent or not finite
+    kernel_error: float | None = None
+    weight: list[Any] | None = None
+    bias: float | None = None
+    wall_time_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -95,6 +105,11 @@ class SweepReport:
     best: JobRow | None  # the completed job with the lowest objective
     failed: int  # rows whose status is `failed` or `missing`
     files: list[Path]  # what write_report wrote
+    grid: bool  # Hydra's basic sweeper: every job is known, and the sweep can be continued
+
+    @property
+    def unfinished(self) -> list[JobRow]:
+        return [row for row in self.rows if row.status in UNFINISHED]
 
     def short_label(self, row: JobRow) -> str:
         """The row's overrides of the keys that vary across jobs (all of them if none varies)."""
@@ -111,16 +126,23 @@ class SweepReport:
 
 
 def write_report(sweep_dir: Path) -> SweepReport:
-    """Summarise every job under `sweep_dir` into summary.csv, summary.md and summary.png there."""
+    """Summarise every job under `sweep_dir` into summary.csv, summary.md and summary.png there;
+    a grid sweep's jobs that never made a dir are rows too (`not started`)."""
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
     objective = read_objective(jobs)
-    rows = sorted((read_job(d) for d in jobs), key=lambda row: _by_objective(row, objective))
+    rows = [read_job(d) for d in jobs]
+    planned = planned_jobs(sweep_dir)
+    if planned:
+        rows += _not_started(sweep_dir, planned, {row.job for row in rows})
+    if not rows:
+        raise ReportError(f"{sweep_dir}: no jobs (no directory with .hydra/ in it)")
+    rows.sort(key=lambda row: _by_objective(row, objective))
     best = next(
         (r for r in rows if r.status == "completed" and r.objective(objective) is not None), None
     )
     failed = sum(r.status in FAILED for r in rows)
-    report = SweepReport(sweep_dir, objective, rows, best, failed, [])
+    report = SweepReport(sweep_dir, objective, rows, best, failed, [], planned is not None)
     outputs = {CSV_FILE: _csv_table, MD_FILE: _md_table, PNG_FILE: _png}
     for name, render in outputs.items():
         atomic_write(sweep_dir / name, render(report))
@@ -139,17 +161,50 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
         raise ReportError(f"{sweep_dir}: not a directory")
     if not (sweep_dir / MULTIRUN_YAML).is_file():
         raise ReportError(f"{sweep_dir}: not a multirun dir (no {MULTIRUN_YAML} in it)")
-    jobs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir())
-    if not jobs:
-        raise ReportError(f"{sweep_dir}: no jobs (no directory with .hydra/ in it)")
-    return jobs
+    return sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir())
+
+
+def planned_jobs(sweep_dir: Path) -> list[list[str]] | None:
+    """Each job's overrides, in job-number order, of a grid sweep (Hydra's basic sweeper), from
+    its `multirun.yaml`; None for other sweepers (Optuna samples its trials as it goes)."""
+    config = OmegaConf.load(sweep_dir / MULTIRUN_YAML)
+    if not str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith("BasicSweeper"):
+        return None  # also a hand-made sweep dir
+    hydra = config.hydra
+    params = [f"{key}={value}" for key, value in (hydra.sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def _not_started(sweep_dir: Path, planned: list[list[str]], seen: set[int | None]) -> list[JobRow]:
+    """Rows for the planned jobs without a dir, named as kernellab's `hydra.sweep.subdir` does."""
+    dirname = OmegaConf.load(sweep_dir / MULTIRUN_YAML).hydra.job.config.override_dirname
+    rows = []
+    for num, overrides in enumerate(planned):
+        if num in seen:
+            continue
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        items = sorted(o.input_line for o in parsed if o.key_or_group not in dirname.exclude_keys)
+        name = dirname.item_sep.join(items).replace("=", dirname.kv_sep)
+        rows.append(JobRow(num, sweep_dir / subdir_name(num, name), overrides, "not started"))
+    return rows
+
+
+def continue_command(sweep_dir: Path) -> str:
+    """The command that continues a sweep: its own, in its dir, with `trainer.resume=auto`."""
+    hydra = OmegaConf.load(sweep_dir / MULTIRUN_YAML).hydra
+    settings = [o for o in hydra.overrides.hydra if _key_value(o)[0] not in CONTINUE_SETS]
+    task = [o for o in hydra.overrides.task if _key_value(o)[0] != "trainer.resume"]
+    sweep = path_override("hydra.sweep.dir", sweep_dir)
+    resume = f"trainer.resume={AUTO_RESUME}"
+    return shlex.join(["python", f"{hydra.job.name}.py", "-m", *settings, sweep, *task, resume])
 
 
 def read_job(job_dir: Path) -> JobRow:
     try:
         metrics = read_metrics(job_dir)
     except FileNotFoundError:  # still running, or killed before it could write one
-        metrics = {"status": "missing"}
+        metrics = {"status": _without_metrics(job_dir)}
     except (OSError, ValueError) as error:  # not kernellab's (it writes atomically), but say so
         log.warning("%s: unreadable metrics: %s", job_dir, error)
         metrics = {"status": "failed"}
@@ -165,6 +220,16 @@ def read_job(job_dir: Path) -> JobRow:
         bias=_finite(metrics.get("bias")),
         wall_time_s=_finite(metrics.get("wall_time_s")),
     )
+
+
+def _without_metrics(job_dir: Path) -> str:
+    """A job without metrics.json: `running` (another process holds its lock, e.g. a SLURM job
+    the sweep's process no longer waits for), `missing` (it trained: a checkpoint or events, then
+    was killed) or `not started`."""
+    if in_use(job_dir):
+        return "running"
+    trained = (job_dir / CHECKPOINT_FILE).exists() or any(job_dir.glob("events.out.tfevents.*"))
+    return "missing" if trained else "not started"
 
 
 def read_objective(jobs: list[Path]) -> str:
@@ -220,13 +285,13 @@ def _finite(value: Any) -> float | None:
 
 
 def _by_objective(row: JobRow, objective: str) -> tuple[Any, ...]:
-    # without a value, a job that never ended goes after one that ended badly
+    # without a value: ended badly, then never ended, then never started
     job = row.job if row.job is not None else math.inf
     value = row.objective(objective)
     return (
         value is None,
         value or 0.0,
-        row.status == "missing",
+        UNSEEN.index(row.status) + 1 if row.status in UNSEEN else 0,
         job,
         str(row.dir),
     )
@@ -278,6 +343,8 @@ def _md_table(report: SweepReport) -> bytes:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
     lines = [f"# Sweep summary: {report.sweep_dir.name}", "", best_line(report), ""]
+    if report.grid and report.unfinished:
+        lines += [f"Continue it: `{continue_command(report.sweep_dir)}`", ""]
     lines += [line(MD_COLUMNS), line(["---"] * len(MD_COLUMNS))]
     rows = [
         _cells(r, report.sweep_dir, report.short_label(r), _g(r.final_loss), _g(r.kernel_error))

@@ -1,10 +1,11 @@
-"""Where a run executes: the torch device and the number of CPU threads."""
+"""Where a run executes: the torch device, the number of CPU threads, the launcher's processes."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -74,3 +75,28 @@ def cores_for_this_job(launcher: Mapping[str, Any]) -> int:
 def joblib_workers(n_jobs: int) -> int:
     """joblib's reading of n_jobs: negative counts back from the cores (-1 = all of them)."""
     return n_jobs if n_jobs >= 0 else available_cores() + 1 + n_jobs
+
+
+IN_PROCESS_LAUNCHERS = ("BasicLauncher", "BatchedLauncher")
+
+
+def jobs_run_in_this_process(launcher: Mapping[str, Any]) -> bool:
+    """Whether a launcher runs its jobs in the sweep's own process: Hydra's basic launcher,
+    kernellab's batched one, and joblib with one worker; not joblib's pool, submitit or SLURM."""
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
+        return joblib_workers(launcher.get("n_jobs") or -1) == 1
+    return target.endswith(IN_PROCESS_LAUNCHERS)
+
+
+def child_processes() -> list[int]:
+    """The pids of this process's children (Linux: read from /proc; elsewhere none are found)."""
+    me, children = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == me:
+            children.append(int(stat.parent.name))
+    return children

@@ -11,10 +11,9 @@ Inside a job:
   and checkpoint.pt and metrics.json (`interrupted`, `SIGUSR2`) are written; then
   `requeue_after_time_limit` hands over to submitit's own handler, which requeues the job
   (`scontrol requeue`, counted against `max_num_timeout`) or, out of requeues, ends it.
-- A requeued job (`SLURM_RESTART_COUNT` > 0) whose dir holds checkpoint.pt continues from it:
-  `with_resume` adds `trainer.resume=<its dir>` to its overrides. The same happens after a
-  preemption that requeues the job (SIGTERM: kernellab saves, SLURM requeues). One requeued
-  before it saved anything starts over.
+- A requeued job (`SLURM_RESTART_COUNT` > 0) continues in its own dir: `with_resume` adds
+  `trainer.resume=auto` to its overrides (its checkpoint, or a fresh start if it saved none). The
+  same happens after a preemption that requeues the job (SIGTERM: kernellab saves, SLURM requeues).
 
 On the submitting side:
 
@@ -38,8 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kernellab.artifacts import METRICS_FILE
-from kernellab.checkpoint import CHECKPOINT_FILE
+from kernellab.config import AUTO_RESUME, path_override
 from kernellab.errors import UserError
 
 log = logging.getLogger("kernellab")
@@ -86,30 +84,20 @@ def restart_count() -> int:
         return 0
 
 
-def with_resume(overrides: Sequence[str], job_dir: Path) -> list[str]:
-    """A requeued job's overrides: `trainer.resume=<its dir>` when it left a checkpoint there.
-
-    Requeued before it saved one (stopped during start-up), it starts over: the events and
-    metrics its first attempt wrote are removed, so its dir doesn't look like a finished run.
-    """
+def with_resume(overrides: Sequence[str]) -> list[str]:
+    """A requeued job's overrides: `trainer.resume=auto`, so it continues from the checkpoint its
+    own dir holds, or starts over if it had saved none (see kernellab.train.check)."""
     overrides = list(overrides)
     if restart_count() == 0:
         return overrides
-    if not (job_dir / CHECKPOINT_FILE).is_file():
-        for partial in [job_dir / METRICS_FILE, *job_dir.glob("events.out.tfevents.*")]:
-            partial.unlink(missing_ok=True)
-        return overrides
-    log.info("requeued (restart %d): continuing from %s", restart_count(), job_dir)
+    log.info("requeued (restart %d): continuing in its own dir", restart_count())
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "trainer.resume"]
-    return [*kept, resume_override(job_dir)]
+    return [*kept, f"trainer.resume={AUTO_RESUME}"]
 
 
 def resume_override(job_dir: Path) -> str:
     """`trainer.resume="<dir>"`, quoted for Hydra: job dir names hold `=` and `,`."""
-    # Hydra's escapes: \" is a quote; backslashes are doubled only before a quote or at the end
-    quoted = re.sub(r'(\\*)"', lambda m: 2 * m[1] + '\\"', str(job_dir))
-    quoted = re.sub(r"(\\+)$", lambda m: 2 * m[1], quoted)
-    return f'trainer.resume="{quoted}"'
+    return path_override("trainer.resume", job_dir)
 
 
 @contextmanager

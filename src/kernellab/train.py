@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -27,13 +28,14 @@ from kernellab.artifacts import (
     ensure_no_run,
     ensure_writable,
     metrics_json,
+    read_metrics,
 )
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
-from kernellab.config import config_yaml
+from kernellab.config import AUTO_RESUME, config_yaml
 from kernellab.console import Heartbeat, number, numbers, print_interval
 from kernellab.data import Task, input_image, kernel_error, make_task, target_kernel
 from kernellab.errors import ConfigError
-from kernellab.eventfile import truncate_after
+from kernellab.eventfile import remove_events, truncate_after
 from kernellab.geometry import Geometry, optimizer_arguments, optimizer_class, validate
 from kernellab.loop import (
     CudaGraphStep,
@@ -127,7 +129,14 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     Phases: check every job and what it resumes; build each job's task and model from its own seed
     (exactly as a single run does); fit; leave each job's results in its dir.
     """
-    checked = [job.checked or check(job.cfg) for job in jobs]
+    checked = [job.checked or check(job.cfg, job.run_dir) for job in jobs]
+    for job, found in zip(jobs, checked, strict=True):
+        if found.finished is not None:
+            raise ConfigError(
+                "trainer.resume",
+                AUTO_RESUME,
+                f"{job.run_dir} holds a finished run ({found.finished['status']}): nothing to do",
+            )
     geometries = [c.geometry for c in checked]
     resumed = [c.resumed for c in checked]
     device = checked[0].device
@@ -138,10 +147,14 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
         for job, state in zip(jobs, resumed, strict=True):
             ensure_writable(job.run_dir)
             locks.append(RunLock(job.run_dir))
-            if state is None:
-                ensure_no_run(job.run_dir)
-            else:  # a kill after the checkpoint may have logged later steps: drop them
+            if (
+                state is not None
+            ):  # a kill after the checkpoint may have logged later steps: drop them
                 truncate_after(job.run_dir, state.step)
+            elif job.cfg.trainer.resume == AUTO_RESUME:  # no checkpoint: whatever it logged goes
+                remove_events(job.run_dir)
+            else:
+                ensure_no_run(job.run_dir)
         return _train_locked(jobs, geometries, resumed, device, cores)
     finally:
         for lock in locks:
@@ -228,11 +241,13 @@ class Checked:
     device: torch.device
     backend: str  # `model.backend`, `auto` resolved
     resumed: Checkpoint | None  # what `trainer.resume` names, fit for this config
+    finished: dict[str, Any] | None = None  # `trainer.resume=auto` in a finished run: its metrics
 
 
-def check(cfg: DictConfig) -> Checked:
+def check(cfg: DictConfig, run_dir: Path | None = None) -> Checked:
     """Everything `train` would refuse before writing anything: values, device, memory, the
-    resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)"""
+    resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)
+    `run_dir`: where the run will train, for `trainer.resume=auto`."""
     geometry = validate(cfg)
     device = runtime.resolve_device(cfg.trainer.device)
     if cfg.trainer.cuda_graph:
@@ -243,7 +258,13 @@ def check(cfg: DictConfig) -> Checked:
             "model.backend", backend, f"runs on the CPU only; use torch or auto on {device}"
         )
     _check_memory(geometry, backend, device)
-    return Checked(geometry, device, backend, _resume_point(cfg, geometry))
+    if cfg.trainer.resume == AUTO_RESUME:
+        finished = finished_run(run_dir) if run_dir else None
+        if finished is not None:
+            return Checked(geometry, device, backend, None, finished)
+        if not (run_dir and (run_dir / CHECKPOINT_FILE).is_file()):
+            return Checked(geometry, device, backend, None)  # nothing to continue: a new run
+    return Checked(geometry, device, backend, _resume_point(cfg, geometry, run_dir))
 
 
 def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> None:
@@ -264,11 +285,26 @@ def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> Non
     )
 
 
-def _resume_point(cfg: DictConfig, geometry: Geometry) -> Checkpoint | None:
+def finished_run(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics of the run in `run_dir` if it has nothing left to do (completed or diverged)."""
+    try:
+        metrics = read_metrics(run_dir)
+    except (OSError, ValueError):
+        return None
+    return metrics if metrics.get("status") in ("completed", "diverged") else None
+
+
+def recorded_objective(metrics: dict[str, Any], name: str) -> float:
+    """A finished run's objective, from its metrics.json, as `TrainResult.objective` gives it."""
+    value = None if metrics["status"] == "diverged" else metrics.get(name)
+    return math.inf if value is None else value
+
+
+def _resume_point(cfg: DictConfig, geometry: Geometry, run_dir: Path | None) -> Checkpoint | None:
     """The checkpoint `trainer.resume` names, checked against this config; None for a new run."""
     if not cfg.trainer.resume:
         return None
-    state = checkpoint.load(cfg.trainer.resume)
+    state = checkpoint.load(run_dir if cfg.trainer.resume == AUTO_RESUME else cfg.trainer.resume)
     if state.kernel_shape != list(geometry.kernel_size) or state.has_bias != cfg.model.bias:
         raise ConfigError(
             "trainer.resume",
@@ -309,7 +345,11 @@ def _member(
                 "the run's own optim and model settings",
             ) from None
         torch.set_rng_state(resumed.rng)
-        job.log.info("resuming %s at step %d", cfg.trainer.resume, resumed.step + 1)
+        job.log.info(
+            "resuming %s at step %d",
+            job.run_dir if cfg.trainer.resume == AUTO_RESUME else cfg.trainer.resume,
+            resumed.step + 1,
+        )
     return Member(job, geometry, task, model, optimizer, torch.get_rng_state(), resumed)
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +39,9 @@ class KernellabSlurmLauncher(SlurmLauncher):
         """Runs inside the SLURM job (submitit unpickles this launcher there)."""
         from kernellab import slurm
 
-        overrides = list(sweep_overrides)
-        if slurm.restart_count() > 0:  # requeued: continue from this job's checkpoint, if any
-            Singleton.set_state(singleton_state)  # what composing the job's config needs
-            setup_globals()
-            overrides = slurm.with_resume(overrides, self._job_dir(overrides, job_num, job_dir_key))
+        overrides = slurm.with_resume(sweep_overrides)  # requeued: continue in its own dir
         with slurm.requeue_after_time_limit():
             return super().__call__(overrides, job_dir_key, job_num, job_id, singleton_state)
-
-    def _job_dir(self, overrides: list[str], job_num: int, job_dir_key: str) -> Path:
-        """The dir run_job will give this job: <hydra.sweep.dir>/<hydra.sweep.subdir>."""
-        assert self.hydra_context is not None and self.config is not None
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(config.hydra.job):
-            config.hydra.job.num = job_num
-        return Path(str(OmegaConf.select(config, job_dir_key))) / str(config.hydra.sweep.subdir)
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
