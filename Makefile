@@ -40,7 +40,8 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -r bench/requirements.txt
 	touch $(BENCH_STAMP)
 
-# About 7 minutes on 2 cores; writes bench/RESULTS.md. BENCH_ARGS="--quick" or "--only step,cold".
+# About 7 minutes on 2 cores; writes bench/RESULTS.md (BENCH_ARGS="--quick" or "--only step,cold":
+# bench/out/RESULTS.md).
 bench: $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 

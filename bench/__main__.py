@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke test: fewer, smaller runs")
     parser.add_argument("--only", help="comma-separated: " + ", ".join(BENCHMARKS))
     parser.add_argument(
-        "--out", type=Path, help="default: bench/RESULTS.md (bench/out/ with --quick)"
+        "--out", type=Path, help="default: bench/RESULTS.md (bench/out/ with --quick or --only)"
     )
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
@@ -80,7 +80,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {list(BENCHMARKS)}")
     scale = QUICK if args.quick else FULL
-    out = args.out or (BENCH_DIR / "out" / "RESULTS.md" if args.quick else BENCH_DIR / "RESULTS.md")
+    # only the whole suite at full size replaces bench/RESULTS.md: a part would erase the rest
+    partial = args.quick or args.only
+    out = args.out or (BENCH_DIR / "out" / "RESULTS.md" if partial else BENCH_DIR / "RESULTS.md")
     title = "kernellab benchmarks" + (" (quick smoke test: not for quoting)" if args.quick else "")
 
     start, sections = time.perf_counter(), []
