@@ -231,7 +231,7 @@ def end_sweep(sweep_dir: Path, signal_name: str) -> NoReturn:
 def finish_sweep(sweep_dir: Path) -> list[str]:
     """Write the sweep's summary and print its best job; what went wrong, one line each (failed
     jobs, then what was left unfinished and how to continue it), or nothing."""
-    from kernellab.report import best_line, continue_command, write_report
+    from kernellab.report import best_line, write_report
 
     report = write_report(sweep_dir)
     log.info(best_line(report))
@@ -243,10 +243,10 @@ def finish_sweep(sweep_dir: Path) -> list[str]:
     if running:  # SLURM's jobs don't end with the process that submitted them
         problems.append(f"{running} job(s) still running on their own (scancel stops SLURM jobs)")
     unfinished = report.unfinished
-    if unfinished and report.grid:
+    if report.continue_with:
         counts = Counter(row.status for row in unfinished)
         said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        problems.append(f"{said}: continue the sweep with {continue_command(sweep_dir)}")
+        problems.append(f"{said}: continue the sweep with {report.continue_with}")
     else:  # Optuna's trials can't be replayed: each interrupted one is continued alone
         problems += [_interrupted(row) for row in unfinished if row.status == "interrupted"]
     return problems

@@ -18,11 +18,10 @@ from omegaconf import DictConfig
 
 from kernellab.artifacts import write_metrics
 from kernellab.callbacks import end_sweep, swept_keys
-from kernellab.config import AUTO_RESUME
 from kernellab.errors import UserError, exit_with_error
 from kernellab.runtime import cores_for_this_job
 from kernellab.signals import SWEEP, exit_status
-from kernellab.train import Job, finished_run, recorded_objective, summary_lines, train_group
+from kernellab.train import Job, check, recorded_objective, summary_lines, train_group
 
 log = logging.getLogger("kernellab")
 
@@ -43,11 +42,11 @@ def run(cfg: DictConfig) -> float:
     if in_sweep and SWEEP.requested:
         return _not_started(hydra_cfg, run_dir)
     try:
-        job = Job(cfg, run_dir, swept=swept_keys(hydra_cfg))
-        finished = finished_run(run_dir) if cfg.trainer.resume == AUTO_RESUME else None
-        if finished is not None:  # a continued sweep's finished job
-            log.info("%s: already %s", run_dir, finished["status"])
-            return recorded_objective(finished, cfg.objective)
+        checked = check(cfg, run_dir)  # once: train_group takes it
+        if checked.finished is not None:  # trainer.resume=auto: a continued sweep's finished job
+            log.info("%s: already %s", run_dir, checked.finished["status"])
+            return recorded_objective(checked.finished, cfg.objective)
+        job = Job(cfg, run_dir, swept=swept_keys(hydra_cfg), checked=checked)
         (result,) = train_group([job], cores_for_this_job(hydra_cfg.launcher))
     except UserError as error:
         if in_sweep:

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from kernellab import chart
 from kernellab.artifacts import atomic_write, in_use, read_metrics
@@ -105,7 +105,8 @@ class SweepReport:
     best: JobRow | None  # the completed job with the lowest objective
     failed: int  # rows whose status is `failed` or `missing`
     files: list[Path]  # what write_report wrote
-    grid: bool  # Hydra's basic sweeper: every job is known, and the sweep can be continued
+    # a grid sweep (Hydra's basic sweeper) left unfinished: the command that continues it
+    continue_with: str | None
 
     @property
     def unfinished(self) -> list[JobRow]:
@@ -132,9 +133,9 @@ def write_report(sweep_dir: Path) -> SweepReport:
     jobs = find_jobs(sweep_dir)
     objective = read_objective(jobs)
     rows = [read_job(d) for d in jobs]
-    planned = planned_jobs(sweep_dir)
-    if planned:
-        rows += _not_started(sweep_dir, planned, {row.job for row in rows})
+    grid = _grid(sweep_dir)
+    if grid is not None:
+        rows += _not_started(sweep_dir, grid, {row.job for row in rows})
     if not rows:
         raise ReportError(f"{sweep_dir}: no jobs (no directory with .hydra/ in it)")
     rows.sort(key=lambda row: _by_objective(row, objective))
@@ -142,7 +143,9 @@ def write_report(sweep_dir: Path) -> SweepReport:
         (r for r in rows if r.status == "completed" and r.objective(objective) is not None), None
     )
     failed = sum(r.status in FAILED for r in rows)
-    report = SweepReport(sweep_dir, objective, rows, best, failed, [], planned is not None)
+    unfinished = grid is not None and any(row.status in UNFINISHED for row in rows)
+    continue_with = _continue_command(sweep_dir, grid) if unfinished else None
+    report = SweepReport(sweep_dir, objective, rows, best, failed, [], continue_with)
     outputs = {CSV_FILE: _csv_table, MD_FILE: _md_table, PNG_FILE: _png}
     for name, render in outputs.items():
         atomic_write(sweep_dir / name, render(report))
@@ -164,23 +167,27 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
     return sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir())
 
 
-def planned_jobs(sweep_dir: Path) -> list[list[str]] | None:
-    """Each job's overrides, in job-number order, of a grid sweep (Hydra's basic sweeper), from
-    its `multirun.yaml`; None for other sweepers (Optuna samples its trials as it goes)."""
+def _grid(sweep_dir: Path) -> DictConfig | None:
+    """The hydra node of a grid sweep's `multirun.yaml` (Hydra's basic sweeper: every job is known
+    from it); None for other sweepers (Optuna samples its trials as it goes) and hand-made dirs."""
     config = OmegaConf.load(sweep_dir / MULTIRUN_YAML)
     if not str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith("BasicSweeper"):
-        return None  # also a hand-made sweep dir
-    hydra = config.hydra
+        return None
+    return config.hydra
+
+
+def _planned_jobs(hydra: DictConfig) -> list[list[str]]:
+    """Each job's overrides, in job-number order, as the basic sweeper makes them."""
     params = [f"{key}={value}" for key, value in (hydra.sweeper.get("params") or {}).items()]
     overrides = OverridesParser.create().parse_overrides([*params, *hydra.overrides.task])
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
-def _not_started(sweep_dir: Path, planned: list[list[str]], seen: set[int | None]) -> list[JobRow]:
+def _not_started(sweep_dir: Path, hydra: DictConfig, seen: set[int | None]) -> list[JobRow]:
     """Rows for the planned jobs without a dir, named as kernellab's `hydra.sweep.subdir` does."""
-    dirname = OmegaConf.load(sweep_dir / MULTIRUN_YAML).hydra.job.config.override_dirname
+    dirname = hydra.job.config.override_dirname
     rows = []
-    for num, overrides in enumerate(planned):
+    for num, overrides in enumerate(_planned_jobs(hydra)):
         if num in seen:
             continue
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -190,9 +197,8 @@ def _not_started(sweep_dir: Path, planned: list[list[str]], seen: set[int | None
     return rows
 
 
-def continue_command(sweep_dir: Path) -> str:
+def _continue_command(sweep_dir: Path, hydra: DictConfig) -> str:
     """The command that continues a sweep: its own, in its dir, with `trainer.resume=auto`."""
-    hydra = OmegaConf.load(sweep_dir / MULTIRUN_YAML).hydra
     settings = [o for o in hydra.overrides.hydra if _key_value(o)[0] not in CONTINUE_SETS]
     task = [o for o in hydra.overrides.task if _key_value(o)[0] != "trainer.resume"]
     sweep = path_override("hydra.sweep.dir", sweep_dir)
@@ -343,8 +349,8 @@ def _md_table(report: SweepReport) -> bytes:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
     lines = [f"# Sweep summary: {report.sweep_dir.name}", "", best_line(report), ""]
-    if report.grid and report.unfinished:
-        lines += [f"Continue it: `{continue_command(report.sweep_dir)}`", ""]
+    if report.continue_with:
+        lines += [f"Continue it: `{report.continue_with}`", ""]
     lines += [line(MD_COLUMNS), line(["---"] * len(MD_COLUMNS))]
     rows = [
         _cells(r, report.sweep_dir, report.short_label(r), _g(r.final_loss), _g(r.kernel_error))

@@ -147,9 +147,7 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
         for job, state in zip(jobs, resumed, strict=True):
             ensure_writable(job.run_dir)
             locks.append(RunLock(job.run_dir))
-            if (
-                state is not None
-            ):  # a kill after the checkpoint may have logged later steps: drop them
+            if state is not None:  # a kill after its checkpoint may have logged later steps
                 truncate_after(job.run_dir, state.step)
             elif job.cfg.trainer.resume == AUTO_RESUME:  # no checkpoint: whatever it logged goes
                 remove_events(job.run_dir)
@@ -259,7 +257,7 @@ def check(cfg: DictConfig, run_dir: Path | None = None) -> Checked:
         )
     _check_memory(geometry, backend, device)
     if cfg.trainer.resume == AUTO_RESUME:
-        finished = finished_run(run_dir) if run_dir else None
+        finished = _finished_run(run_dir) if run_dir else None
         if finished is not None:
             return Checked(geometry, device, backend, None, finished)
         if not (run_dir and (run_dir / CHECKPOINT_FILE).is_file()):
@@ -285,7 +283,7 @@ def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> Non
     )
 
 
-def finished_run(run_dir: Path) -> dict[str, Any] | None:
+def _finished_run(run_dir: Path) -> dict[str, Any] | None:
     """The metrics of the run in `run_dir` if it has nothing left to do (completed or diverged)."""
     try:
         metrics = read_metrics(run_dir)
