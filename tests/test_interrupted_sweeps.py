@@ -102,6 +102,8 @@ def test_interrupted_sweep_records_every_job_and_leaves_nothing_running(
     statuses = summary_statuses(sweep_dir)
     assert sorted(statuses) == ["0", "1", "2", "3"]  # jobs never started are rows too
     assert {"interrupted", "not started"} & set(statuses.values())  # the sweep was cut short
+    if not whole_group:  # the sweep's process passed the signal on to the jobs still training
+        assert "interrupted" in statuses.values()
     assert set(statuses.values()) <= {"completed", "interrupted", "not started"}
     for job_dir in sweep_dir.glob("*_seed=*"):  # a job stopped before training may have no metrics
         if (job_dir / "metrics.json").exists() and read_metrics(job_dir)["status"] == "interrupted":
