@@ -97,9 +97,7 @@ class JobLogging:
         for handler in self._files.values():
             handler.acquire()
             try:
-                if handler.stream is not None:
-                    handler.flush()
-                    handler.stream.close()
+                _close_stream(handler)
                 handler.stream = _DISCARD  # type: ignore[assignment]
             finally:
                 handler.release()
@@ -121,10 +119,8 @@ class JobLogging:
         mode = handler.mode if path not in self._opened else "a"
         handler.acquire()
         try:
-            if handler.stream is not None:
-                handler.flush()
-                handler.stream.close()
-                handler.stream = None  # type: ignore[assignment]
+            _close_stream(handler)
+            handler.stream = None  # type: ignore[assignment]
             handler.baseFilename = path
             configured_mode, handler.mode = handler.mode, mode
             try:
@@ -134,6 +130,13 @@ class JobLogging:
         finally:
             handler.release()
         self._opened.add(path)
+
+
+def _close_stream(handler: logging.FileHandler) -> None:
+    """Flush and close the file a handler writes (the caller holds its lock)."""
+    if handler.stream is not None:
+        handler.flush()
+        handler.stream.close()
 
 
 def _split_file_names(conf: Any, verbose: Any) -> tuple[Any, dict[str, str]]:
