@@ -294,14 +294,14 @@ def test_log_every_and_big_kernels(make_cfg, tmp_path):
 
 
 def test_heatmap_colours_on_a_fixed_scale():
-    picture = heatmap(torch.tensor([[-2.0, 0.0, 2.0, 8.0]]), scale=4.0)
+    picture = heatmap(torch.tensor([[-2.0, 0.0, 2.0, 8.0]]), scale=4.0).pixels()
     colours = [cell_centre(picture, 4, 0, j) for j in range(4)]
     assert colours == [[128, 128, 255], [255, 255, 255], [255, 128, 128], [255, 0, 0]]
     assert picture.dtype == np.uint8 and picture.shape[1] <= MAX_WIDTH_PX
 
 
 def test_grayscale_is_black_at_0_and_white_at_1():
-    picture = grayscale(torch.tensor([[0.0, 0.5, 1.0]]))
+    picture = grayscale(torch.tensor([[0.0, 0.5, 1.0]])).pixels()
     colours = [cell_centre(picture, 3, 0, j) for j in range(3)]
     assert colours == [[0, 0, 0], [128, 128, 128], [255, 255, 255]]
 
@@ -309,7 +309,7 @@ def test_grayscale_is_black_at_0_and_white_at_1():
 def test_big_images_are_averaged_down_to_fit():
     values = torch.zeros(2048, 1024)
     values[:, :512] = 1.0  # left half white, right half black
-    picture = grayscale(values)
+    picture = grayscale(values).pixels()
     assert picture.shape[1] <= MAX_WIDTH_PX and picture.shape[0] <= MAX_WIDTH_PX
     assert picture[picture.shape[0] // 2, 2].tolist() == [255, 255, 255]
     assert picture[picture.shape[0] // 2, picture.shape[1] - 3].tolist() == [0, 0, 0]

@@ -42,7 +42,7 @@ from torch.utils.tensorboard.summary import text
 
 from kernellab.console import print_interval
 from kernellab.eventfile import EventFile
-from kernellab.pictures import comparison, grayscale, heatmap, png, symmetric_scale
+from kernellab.pictures import Picture, comparison, grayscale, heatmap, symmetric_scale
 
 LOSS_TAG = "train/loss"
 ERROR_TAG = "kernel/error"
@@ -216,11 +216,11 @@ class TensorBoardTracker:
         self.events.close()
 
 
-def image_summary(tag: str, picture: Any) -> Summary:
-    """An (H, W, 3) uint8 picture as TensorBoard's image summary (PNG)."""
+def image_summary(tag: str, picture: Picture) -> Summary:
+    """A picture as TensorBoard's image summary (PNG)."""
     height, width, channels = picture.shape
     image = Summary.Image(
-        height=height, width=width, colorspace=channels, encoded_image_string=png(picture)
+        height=height, width=width, colorspace=channels, encoded_image_string=picture.png()
     )
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
