@@ -254,6 +254,25 @@ def test_task_config_is_the_job_config_without_hydra(config_loader) -> None:
         assert_same_config(expected, job.task_config())
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [["seed=3", "optim=adam", "optim.lr=0.5"], ["+extra=${seed}", "~optim.lr"], ["seed=4"]],
+    ids=" ".join,
+)
+def test_a_jobs_yaml_files_are_whole_dumps_of_its_configs(config_loader, overrides) -> None:
+    loader, master = config_loader(ROOT / "conf", "config", [])
+    composer = SweepComposer(loader, master)
+    composer.compose_job(["seed=0"])  # the base's YAML, made before this job's values
+    job = composer.compose_job(overrides)
+    job.set_hydra("job", "id", 7)
+    job.set_hydra("runtime", "output_dir", "/tmp/sweep/7")
+    task = job.task_config()
+    assert job.task_yaml(task) == _compose.to_yaml(task)
+    assert job.hydra_yaml() == _compose.to_yaml(OmegaConf.masked_copy(job.config, "hydra"))
+    assert job.overrides_yaml() == _compose.to_yaml(OmegaConf.create(overrides))
+    assert "id: '7'" in job.hydra_yaml()  # the schema's type (a string), as Hydra writes it
+
+
 def assert_same_outcome(expected: Any, actual: Any) -> None:
     if isinstance(expected, Exception):
         assert type(actual) is type(expected), actual

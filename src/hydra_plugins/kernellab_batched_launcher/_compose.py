@@ -23,13 +23,14 @@ import copy
 import logging
 import pickle
 from collections.abc import Sequence
+from enum import Enum
 from typing import Any
 
 import yaml
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +93,22 @@ class SweepComposer:
             self.stats["bases"] += 1
         cfg = base.copy()
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        job = cfg.hydra.job
-        with open_dict(cfg.hydra):
-            cfg.hydra.overrides.task = [o.input_line for o in parsed]
-            dirname = job.config.override_dirname
-            job.override_dirname = get_overrides_dirname(
+        composed = ComposedJob(cfg, base, values)
+        dirname = cfg.hydra.job.config.override_dirname
+        composed.set_hydra("overrides", "task", [o.input_line for o in parsed])
+        composed.set_hydra(
+            "job",
+            "override_dirname",
+            get_overrides_dirname(
                 overrides=parsed,
                 kv_sep=dirname.kv_sep,
                 item_sep=dirname.item_sep,
                 exclude_keys=dirname.exclude_keys,
-            )
+            ),
+        )
         OmegaConf.copy_cache(from_config=self._master, to_config=cfg)
         self.stats["fast"] += 1
-        return ComposedJob(cfg, base, values)
+        return composed
 
     def _split(
         self, overrides: list[str]
@@ -132,29 +136,32 @@ class SweepComposer:
         return parsed, tuple(groups), values
 
 
-# The sections of the hydra node that differ between the jobs of one base: `overrides.task` and
-# `job.override_dirname` (set by compose_job), `job.id`, `job.num` and `runtime.output_dir` (set
-# by the launch). Value overrides never touch the hydra node (`hydra.*` ones take the full path).
-JOB_SECTIONS = ("overrides", "job", "runtime")
-
-
 class _Base:
     """A composed config for one list of group overrides, copied for each job; and (made on first
     use) its task part, the config without the hydra node, copied for each job's task config, and
-    the YAML of its hydra sections that are the same in every job."""
+    the YAML of each entry of both."""
 
     def __init__(self, config: DictConfig) -> None:
         self.config = config
         self._pickled = pickle.dumps(config)
         self._task_pickled: bytes | None = None
-        self._sections: dict[str, str] | None = None
+        self._hydra: dict[str, Any] | None = None
+        self._hydra_yaml: dict[str, str] | None = None
+        self._task_yaml: dict[str, str] | None = None
 
-    def hydra_sections(self) -> dict[str, str]:
-        """Each section of the hydra node as hydra.yaml's lines for it."""
-        if self._sections is None:
-            hydra = _container(self.config.hydra)
-            self._sections = {key: _section_yaml(key, value) for key, value in hydra.items()}
-        return self._sections
+    def hydra_entries(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Each entry of the hydra node as a container, and as hydra.yaml's lines for it."""
+        if self._hydra is None or self._hydra_yaml is None:
+            self._hydra = _container(self.config.hydra)
+            self._hydra_yaml = {key: _hydra_entry_yaml(key, v) for key, v in self._hydra.items()}
+        return self._hydra, self._hydra_yaml
+
+    def task_entries(self) -> dict[str, str]:
+        """Each top-level entry of the task config as config.yaml's lines for it."""
+        if self._task_yaml is None:
+            task = self.task_copy()
+            self._task_yaml = {key: _dump({key: _entry(task, key)}) for key in task}
+        return self._task_yaml
 
     def copy(self) -> DictConfig:
         return pickle.loads(self._pickled)
@@ -166,7 +173,13 @@ class _Base:
 
 
 class ComposedJob:
-    """A job's composed config, and how to make its task config (`task_config`) cheaply."""
+    """A job's composed config, and how to make its task config and its `.hydra/` files cheaply.
+
+    A job composed from a base differs from it only in its value overrides' keys and the entries
+    of the hydra node set with `set_hydra` (value overrides never touch the hydra node: `hydra.*`
+    ones take the full path), so its YAML files are the base's, with those entries dumped anew
+    (dumping a whole config takes ~1-4 ms, the largest per-job cost of a big sweep otherwise).
+    """
 
     def __init__(
         self, config: DictConfig, base: _Base | None = None, values: list[Override] | None = None
@@ -174,19 +187,41 @@ class ComposedJob:
         self.config = config
         self._base = base
         self._values = values
+        self._hydra_set: dict[str, dict[str, Any]] = {}  # hydra.<section>.<key> set per job
+
+    def set_hydra(self, section: str, key: str, value: Any) -> None:
+        """Set `hydra.<section>.<key>` of this job's config (converted as its schema says)."""
+        node = self.config.hydra[section]
+        with read_write(node), open_dict(node):
+            node[key] = value
+        self._hydra_set.setdefault(section, {})[key] = _entry(node, key)
 
     def hydra_yaml(self) -> str:
         """The job's `.hydra/hydra.yaml`: `OmegaConf.to_yaml` of its hydra node (interpolations
-        kept). For a job composed from a base, only the sections a job changes are dumped anew
-        (the whole file takes ~4 ms, the largest per-job cost of a big sweep)."""
+        kept)."""
         if self._base is None:
             return _dump({"hydra": _container(self.config.hydra)})
-        sections = self._base.hydra_sections()
-        hydra = self.config.hydra
-        job = {
-            key: _section_yaml(key, _container(hydra[key])) for key in JOB_SECTIONS if key in hydra
+        containers, lines = self._base.hydra_entries()
+        changed = {
+            key: _hydra_entry_yaml(key, {**containers[key], **values})
+            for key, values in self._hydra_set.items()
         }
-        return "hydra:\n" + "".join(job.get(key, text) for key, text in sections.items())
+        return "hydra:\n" + "".join(changed.get(key, text) for key, text in lines.items())
+
+    def task_yaml(self, task: DictConfig) -> str:
+        """The job's `.hydra/config.yaml`, `OmegaConf.to_yaml(task)`; `task` is its task config."""
+        if self._base is None or self._values is None:
+            return to_yaml(task)
+        lines = self._base.task_entries()
+        changed = {o.key_or_group.split(".")[0] for o in self._values}
+        return "".join(
+            lines[key] if key in lines and key not in changed else _dump({key: _entry(task, key)})
+            for key in task
+        )
+
+    def overrides_yaml(self) -> str:
+        """The job's `.hydra/overrides.yaml`."""
+        return to_yaml(self.config.hydra.overrides.task)
 
     def task_config(self) -> DictConfig:
         """`config` without its hydra node, as `run_job` makes it (deepcopy, delete `hydra`).
@@ -230,7 +265,17 @@ def _dump(container: Any) -> str:
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def _section_yaml(key: str, value: Any) -> str:
-    """The lines hydra.yaml holds for `hydra.<key>` (a section dumps the same alone as in the whole:
-    the emitter formats a mapping's entries one after another)."""
+def _entry(cfg: DictConfig, key: str) -> Any:
+    """`OmegaConf.to_container(cfg)[key]` (interpolations kept), without converting the rest."""
+    node = cfg._get_node(key)
+    if isinstance(node, Container):
+        return _container(node)
+    value = node._value()  # type: ignore[union-attr]
+    return value.name if isinstance(value, Enum) else value
+
+
+def _hydra_entry_yaml(key: str, value: Any) -> str:
+    """The lines hydra.yaml holds for `hydra.<key>`. An entry dumps the same alone as in the whole
+    (the emitter formats a mapping's entries one after another), as does a top-level entry of
+    config.yaml."""
     return _dump({"hydra": {key: value}}).removeprefix("hydra:\n")

@@ -34,9 +34,9 @@ from hydra.core.utils import (
     setup_globals,
 )
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, flag_override, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, flag_override
 
-from ._compose import ComposedJob, SweepComposer, to_yaml
+from ._compose import ComposedJob, SweepComposer
 from ._logging import JobLogging
 from ._validation import ValidationSharingLoader, unwrap
 
@@ -321,13 +321,14 @@ class _Launch:
         subdir = job.config.hydra.output_subdir
         if subdir is None:
             return
-        out = Path(job.config.hydra.runtime.output_dir) / Path(subdir)
+        out = job.output_dir / Path(subdir)
         out.mkdir(parents=True, exist_ok=True)
-        assert job._composed is not None  # every job of a launch is composed by prepare()
+        composed = job._composed
+        assert composed is not None  # every job of a launch is composed by prepare()
         for name, text in (
-            ("config.yaml", to_yaml(job.task_cfg)),
-            ("hydra.yaml", job._composed.hydra_yaml()),
-            ("overrides.yaml", to_yaml(job.config.hydra.overrides.task)),
+            ("config.yaml", composed.task_yaml(job.task_cfg)),
+            ("hydra.yaml", composed.hydra_yaml()),
+            ("overrides.yaml", composed.overrides_yaml()),
         ):
             with open(out / name, "w", encoding="utf-8") as file:
                 file.write(text)
@@ -462,9 +463,8 @@ class BatchedLauncherCore:
         validated = self._validated.get(tuple(overrides))
         composed = validated.pop(0) if validated else self.composer.compose_job(overrides)
         config = composed.config
-        with open_dict(config):
-            config.hydra.job.id = idx
-            config.hydra.job.num = idx
+        composed.set_hydra("job", "id", idx)
+        composed.set_hydra("job", "num", idx)
         OmegaConf.set_readonly(config.hydra, True)  # as HydraConfig.set_config does
         instance = HydraConfig.instance()
         saved = instance.cfg
@@ -478,8 +478,7 @@ class BatchedLauncherCore:
         finally:
             instance.cfg = saved
         output_dir = os.path.abspath(sweep_path)
-        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-            config.hydra.runtime.output_dir = output_dir
+        composed.set_hydra("runtime", "output_dir", output_dir)
         job = PreparedJob(
             idx=idx,
             overrides=list(overrides),
