@@ -264,8 +264,7 @@ def test_a_jobs_yaml_files_are_whole_dumps_of_its_configs(config_loader, overrid
     composer = SweepComposer(loader, master)
     composer.compose_job(["seed=0"])  # the base's YAML, made before this job's values
     job = composer.compose_job(overrides)
-    job.set_hydra("job", "id", 7)
-    job.set_hydra("runtime", "output_dir", "/tmp/sweep/7")
+    job.set_hydra({"job": {"id": 7}, "runtime": {"output_dir": "/tmp/sweep/7"}})
     task = job.task_config()
     assert job.task_yaml(task) == _compose.to_yaml(task)
     assert job.hydra_yaml() == _compose.to_yaml(OmegaConf.masked_copy(job.config, "hydra"))

@@ -146,8 +146,8 @@ def _bar_column(picture: np.ndarray) -> np.ndarray:
         column = picture[:, x]
         reds = np.flatnonzero((column == [255, 0, 0]).all(axis=1))
         blues = np.flatnonzero((column == [0, 0, 255]).all(axis=1))
-        if len(reds) == 1 and len(blues) == 1 and reds[0] < blues[0]:
-            return column[reds[0] : blues[0] + 1]
+        if len(reds) and len(blues) and reds[-1] < blues[0]:
+            return column[reds[0] : blues[-1] + 1]
     raise AssertionError("no colour bar")
 
 

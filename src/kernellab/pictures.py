@@ -36,6 +36,7 @@ MAX_HEIGHT_PX = 340
 GAP_PX = 6  # between panels, and between the panels and the colour bar
 BAR_PX = 12  # the colour bar's width
 MIN_BAR_PX = 40  # tall enough for its three labels beside a one-row kernel
+BAR_STEPS = 101  # colours in the bar: smooth to the eye, and room in a palette for the cells
 FONT_PX = 11
 TITLE_PX = 14  # a line of panel titles above the panels
 FRAME = 150  # grey frame around each panel, so white cells stay visible on a white page
@@ -284,7 +285,9 @@ def _layout(
         x += slot + GAP_PX
     if scale is not None:
         bar_x = width - reserved + GAP_PX
-        ramp = np.linspace(scale, -scale, body - 2)[:, None].repeat(BAR_PX, axis=1)
+        steps = np.linspace(scale, -scale, min(body - 2, BAR_STEPS))
+        rows = np.linspace(0, len(steps) - 1, body - 2).round().astype(int)
+        ramp = steps[rows][:, None].repeat(BAR_PX, axis=1)
         canvas = np.array(picture)
         _frame(canvas, top, bar_x, body, BAR_PX + 2)
         canvas[top + 1 : top + body - 1, bar_x + 1 : bar_x + 1 + BAR_PX] = _diverging(ramp, scale)

@@ -95,16 +95,17 @@ class SweepComposer:
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         composed = ComposedJob(cfg, base, values)
         dirname = cfg.hydra.job.config.override_dirname
-        composed.set_hydra("overrides", "task", [o.input_line for o in parsed])
+        dirname = get_overrides_dirname(
+            overrides=parsed,
+            kv_sep=dirname.kv_sep,
+            item_sep=dirname.item_sep,
+            exclude_keys=dirname.exclude_keys,
+        )
         composed.set_hydra(
-            "job",
-            "override_dirname",
-            get_overrides_dirname(
-                overrides=parsed,
-                kv_sep=dirname.kv_sep,
-                item_sep=dirname.item_sep,
-                exclude_keys=dirname.exclude_keys,
-            ),
+            {
+                "overrides": {"task": [o.input_line for o in parsed]},
+                "job": {"override_dirname": dirname},
+            }
         )
         OmegaConf.copy_cache(from_config=self._master, to_config=cfg)
         self.stats["fast"] += 1
@@ -189,12 +190,16 @@ class ComposedJob:
         self._values = values
         self._hydra_set: dict[str, dict[str, Any]] = {}  # hydra.<section>.<key> set per job
 
-    def set_hydra(self, section: str, key: str, value: Any) -> None:
-        """Set `hydra.<section>.<key>` of this job's config (converted as its schema says)."""
-        node = self.config.hydra[section]
-        with read_write(node), open_dict(node):
-            node[key] = value
-        self._hydra_set.setdefault(section, {})[key] = _entry(node, key)
+    def set_hydra(self, values: dict[str, dict[str, Any]]) -> None:
+        """Set `hydra.<section>.<key>` to `values[section][key]` in this job's config (converted
+        as its schema says)."""
+        hydra = self.config.hydra
+        with read_write(hydra), open_dict(hydra):
+            for section, entries in values.items():
+                node = hydra[section]
+                for key, value in entries.items():
+                    node[key] = value
+                    self._hydra_set.setdefault(section, {})[key] = _entry(node, key)
 
     def hydra_yaml(self) -> str:
         """The job's `.hydra/hydra.yaml`: `OmegaConf.to_yaml` of its hydra node (interpolations

@@ -115,6 +115,7 @@ class PreparedJob:
     _launch: _Launch | None = field(default=None, repr=False)
     _composed: ComposedJob | None = field(default=None, repr=False)  # how it was composed
     _started: bool = field(default=False, repr=False)
+    _dir_made: bool = field(default=False, repr=False)  # made at the first activation
     _depth: int = field(default=0, repr=False)
     _sweep_path: str = field(default="", repr=False)  # sweep.dir/subdir as given (maybe relative)
     _working_dir: str = field(default="", repr=False)
@@ -151,7 +152,9 @@ class PreparedJob:
         chdir = False
         self._depth = 1
         try:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            if not self._dir_made:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                self._dir_made = True
             chdir = launch.chdir(self)
             if chdir:
                 os.chdir(self.output_dir)
@@ -463,9 +466,7 @@ class BatchedLauncherCore:
         validated = self._validated.get(tuple(overrides))
         composed = validated.pop(0) if validated else self.composer.compose_job(overrides)
         config = composed.config
-        composed.set_hydra("job", "id", idx)
-        composed.set_hydra("job", "num", idx)
-        OmegaConf.set_readonly(config.hydra, True)  # as HydraConfig.set_config does
+        composed.set_hydra({"job": {"id": idx, "num": idx}})
         instance = HydraConfig.instance()
         saved = instance.cfg
         try:
@@ -478,7 +479,8 @@ class BatchedLauncherCore:
         finally:
             instance.cfg = saved
         output_dir = os.path.abspath(sweep_path)
-        composed.set_hydra("runtime", "output_dir", output_dir)
+        composed.set_hydra({"runtime": {"output_dir": output_dir}})
+        OmegaConf.set_readonly(config.hydra, True)  # as HydraConfig.set_config does
         job = PreparedJob(
             idx=idx,
             overrides=list(overrides),
