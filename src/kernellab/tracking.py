@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import struct
 import time
 import types
 import typing
@@ -77,36 +78,50 @@ def histogram_summary(tag: str, values: np.ndarray) -> Summary:
     """What torch's `summary.histogram(tag, values, bins=HISTOGRAM_BINS)` makes of `values`, with
     values beyond the outermost bucket counted in it (a blown-up kernel).
 
-    The same proto, about 5x faster: np.histogram counts into all ~1,450 buckets, where a
+    The same proto, many times faster: np.histogram counts into all ~1,450 buckets, where a
     kernel fills a few. Like TensorBoard's, the buckets sent are those from the one before the
     first filled bucket (or an empty one at the far left) to the last filled one.
     """
     values = values.astype(float).reshape(-1).clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
     # np.histogram's buckets: [edge_i, edge_i+1), the last one closed; NaN in none
     found = np.searchsorted(HISTOGRAM_BINS, values[~np.isnan(values)], side="right") - 1
-    buckets = found.clip(max=len(HISTOGRAM_BINS) - 2).tolist()
-    first, last = min(buckets), max(buckets)
+    buckets = found.clip(max=len(HISTOGRAM_BINS) - 2)
+    first, last = int(buckets.min()), int(buckets.max())
     low = max(first - 1, 0)
-    counts = [0.0] * (last + 1 - low)
-    for bucket in buckets:
-        counts[bucket - low] += 1
+    counts = np.bincount(buckets - low, minlength=last + 1 - low).astype(float)
     if first == 0:
-        counts.insert(0, 0.0)
-    histo = HistogramProto(  # Python floats: protobuf converts numpy numbers slowly
-        min=float(values.min()),
-        max=float(values.max()),
-        num=len(values),
-        sum=float(values.sum()),
-        sum_squares=float(values.dot(values)),
-        bucket_limit=_bucket_limits(first, last),
-        bucket=counts,
-    )
+        counts = np.concatenate(([0.0], counts))
+    stats = (values.min(), values.max(), len(values), values.sum(), values.dot(values))
+    histo = _histogram_proto(stats, _bucket_limits(first, last), counts.tobytes())
     return Summary(value=[Summary.Value(tag=tag, histo=histo)])
 
 
+def _histogram_proto(stats: tuple, limits: bytes, counts: bytes) -> HistogramProto:
+    """A HistogramProto read from its wire format: min, max, num, sum and sum_squares (fields
+    1-5, doubles), then bucket_limit and bucket (6, 7) as packed doubles, taken as bytes from
+    numpy. Setting the fields from Python floats costs ~40 µs a histogram: a kernel around ±1
+    fills buckets ~600 apart, and TensorBoard's format sends every bucket in between."""
+    head = struct.pack("<BdBdBdBdBd", *(x for i, v in enumerate(stats) for x in (i * 8 + 9, v)))
+    return HistogramProto.FromString(
+        b"".join(
+            (head, b"\x32", _varint(len(limits)), limits, b"\x3a", _varint(len(counts)), counts)
+        )
+    )
+
+
+def _varint(n: int) -> bytes:
+    """n in protobuf's base-128 varint encoding (a packed field's length)."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 @functools.lru_cache(maxsize=1024)  # a run's kernel fills about the same buckets at each snapshot
-def _bucket_limits(first: int, last: int) -> list[float]:
-    return HISTOGRAM_BINS[first : last + 2].tolist()
+def _bucket_limits(first: int, last: int) -> bytes:
+    return HISTOGRAM_BINS[first : last + 2].tobytes()
 
 
 def weight_tag(i: int, j: int) -> str:
