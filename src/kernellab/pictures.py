@@ -146,10 +146,11 @@ def _diverging(values: np.ndarray, scale: float) -> np.ndarray:
 def _diverging_each(maps: Sequence[np.ndarray], scale: float) -> tuple[np.ndarray, ...]:
     """`_diverging` of each map, in one pass (a snapshot's maps are a few values each)."""
     rgb = _diverging(np.concatenate([m.reshape(-1) for m in maps]), scale)
-    ends = np.cumsum([m.size for m in maps])[:-1]
-    return tuple(
-        part.reshape(*m.shape, 3) for part, m in zip(np.split(rgb, ends), maps, strict=True)
-    )
+    parts, start = [], 0
+    for m in maps:
+        parts.append(rgb[start : start + m.size].reshape(*m.shape, 3))
+        start += m.size
+    return tuple(parts)
 
 
 def _gray(values: np.ndarray) -> np.ndarray:
