@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from kernellab.batching import group_jobs, group_key, max_group_size, split
+from kernellab.checkpoint import CHECKPOINT_FILE, load
 from kernellab.config import compose
 from kernellab.geometry import validate
 from kernellab.tracking import read_scalars
@@ -49,6 +50,16 @@ def test_a_grid_of_seeds_and_learning_rates_matches_single_runs(tmp_path):
     grid = itertools.product([0, 1, 2], ["0.001", "0.01", "0.1"])
     results = train_both(tmp_path, [(f"seed={s}", f"optim.lr={lr}") for s, lr in grid])
     assert {r.status for r in results} == {"completed", "diverged"}  # lr 0.1 blows up
+
+
+def test_a_jobs_checkpoint_holds_its_own_parameters_only(tmp_path):
+    # a group's parameters live in one storage: a job's checkpoint must not carry the others'
+    train_both(tmp_path, [(f"seed={s}",) for s in range(8)])
+    state = load(tmp_path / "batched3")
+    for name, tensor in state.model.items():
+        assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size(), name
+    size = (tmp_path / "batched3" / CHECKPOINT_FILE).stat().st_size
+    assert size == (tmp_path / "single3" / CHECKPOINT_FILE).stat().st_size
 
 
 def test_different_pictures_steps_and_targets_in_one_group(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ class Checkpoint:
 
     def encode(self) -> bytes:
         buffer = io.BytesIO()
-        torch.save(asdict(self), buffer)
+        torch.save({f.name: getattr(self, f.name) for f in fields(self)}, buffer)  # no deep copy
         return buffer.getvalue()
 
     @property

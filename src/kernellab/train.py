@@ -429,7 +429,8 @@ def _checkpoint(
     session's training time."""
     steps, first_loss, last_loss = done
     return Checkpoint(
-        model=member.model.state_dict(),
+        # copies: a group's parameters are views of one storage, which torch.save would save whole
+        model={name: value.clone() for name, value in member.model.state_dict().items()},
         optimizer=member.optimizer.state_dict(),
         step=steps,
         rng=member.rng,

@@ -30,7 +30,7 @@ import yaml
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import Container, DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import Container, DictConfig, OmegaConf, flag_override, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class ComposedJob:
         """Set `hydra.<section>.<key>` to `values[section][key]` in this job's config (converted
         as its schema says)."""
         hydra = self.config.hydra
-        with read_write(hydra), open_dict(hydra):
+        with flag_override(hydra, ["readonly", "struct"], [False, False]):  # both in one go
             for section, entries in values.items():
                 node = hydra[section]
                 for key, value in entries.items():
