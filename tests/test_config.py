@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernellab.config import options_help, reference_table, schema_rows
+from kernellab.config import config_yaml, options_help, reference_table, schema_rows
 from kernellab.errors import ConfigError, show
 from kernellab.geometry import validate
 
@@ -82,3 +82,12 @@ def test_options_help_lists_every_key_with_its_default_and_meaning():
         assert f"  {key}={show(default)}" in text, key
         assert " ".join(meaning.split()).replace("$", "$$") in flat, key
     assert "  trainer.print_every=null  (int or null)" in text
+
+
+def test_config_yaml_is_a_whole_dump_whatever_it_kept():
+    import yaml
+
+    first = {"seed": 1, "model": {"bias": True, "lr": 1.0}, "extra": [1, 2]}
+    second = {"seed": 1.0, "model": {"bias": 1, "lr": 1}, "extra": [1, 2]}  # == first, not alike
+    for container in (first, second, first):
+        assert config_yaml(container) == yaml.safe_dump(container, sort_keys=False)

@@ -212,12 +212,27 @@ def compose(*overrides: str) -> DictConfig:
 def config_yaml(cfg: DictConfig | dict[str, Any]) -> str:
     """The resolved config as YAML, through libyaml: OmegaConf.to_yaml's pure-Python dumper
     takes ~7 ms, which a sweep of 1,000 jobs pays 1,000 times. `cfg`: the config, or the dict
-    `OmegaConf.to_container(cfg, resolve=True)` made of it."""
+    `OmegaConf.to_container(cfg, resolve=True)` made of it.
+
+    Top-level entries are dumped one by one (the lines are the same as in a whole dump), each
+    kept by its `repr`: the jobs of a sweep share most of them (`repr` tells 1 from 1.0 and True,
+    which `==` doesn't)."""
     container = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
-    return yaml.dump(container, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
+    return "".join(_entry_yaml(key, repr(value), value) for key, value in container.items())
 
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_YAML_BY_REPR: dict[tuple[str, str], str] = {}
+
+
+def _entry_yaml(key: str, value_repr: str, value: Any) -> str:
+    text = _YAML_BY_REPR.get((key, value_repr))
+    if text is None:
+        if len(_YAML_BY_REPR) >= 1024:  # a sweep varies a few entries; don't grow without end
+            _YAML_BY_REPR.clear()
+        text = yaml.dump({key: value}, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
+        _YAML_BY_REPR[(key, value_repr)] = text
+    return text
 
 
 def reference_table() -> str:
