@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +36,12 @@ class Tracker(Protocol):
     def log_step(
         self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
     ) -> None: ...
-    def log_snapshot(self, step: int, kernel: torch.Tensor) -> None: ...
     def flush(self) -> None: ...
+
+
+# Writes the snapshots (tracker, flat kernel) of one step: all of a group's at once
+# (tracking.log_snapshots).
+SnapshotWriter = Callable[[int, Sequence[tuple[Any, Sequence[float]]]], None]
 
 
 def share_storage(models: Sequence[Conv2D]) -> torch.Tensor:
@@ -263,9 +267,10 @@ class Progress:
         has_bias: bool,
         schedule: Schedule,
         heartbeat: Heartbeat,
+        log_snapshots: SnapshotWriter,
     ) -> None:
         self.jobs, self.parameters, self.schedule = jobs, parameters.detach(), schedule
-        self.heartbeat = heartbeat
+        self.heartbeat, self.log_snapshots = heartbeat, log_snapshots
         self.kernel_shape, self.has_bias = kernel_shape, has_bias
         self.kernel_size = kernel_shape[0] * kernel_shape[1]
         self.width = self.kernel_size + has_bias  # parameters per job
@@ -290,6 +295,7 @@ class Progress:
         n = len(self.jobs)
         for step, row in zip(steps, rows, strict=True):
             active = self.schedule.active(step, self.diverged_at)
+            snapshots: list[tuple[Tracker, list[float]]] = []
             for j, on in enumerate(active):
                 if not on:
                     continue
@@ -298,7 +304,11 @@ class Progress:
                     self.diverged_at[j], self.diverged_because[j] = step, problem
                     continue
                 start = n + j * self.width
-                self._write(j, step, row[j], row[start : start + self.width])
+                params = row[start : start + self.width]
+                if self._write(j, step, row[j], params):
+                    snapshots.append((self.jobs[j].tracker, params[: self.kernel_size]))
+            if snapshots:
+                self.log_snapshots(step, snapshots)
         for job in self.jobs:
             job.tracker.flush()
         if steps:
@@ -352,7 +362,8 @@ class Progress:
             signal_name=signal_name,
         )
 
-    def _write(self, j: int, step: int, loss: float, params: list[float]) -> None:
+    def _write(self, j: int, step: int, loss: float, params: list[float]) -> bool:
+        """Record job j's step and log what is due; True when a snapshot is due too."""
         job, (kernel, bias) = self.jobs[j], self._split(params)
         if self.first_loss[j] is None:
             self.first_loss[j] = loss
@@ -362,10 +373,9 @@ class Progress:
         last = step == job.last_step
         if step % job.log_every == 0 or last:
             job.tracker.log_step(step, loss, kernel, bias, error)
-        if step % job.snapshot_every == 0 or last:
-            job.tracker.log_snapshot(step, torch.tensor(kernel).view(self.kernel_shape))
         if step % job.print_every == 0:
             job.log.info("step %d, loss %s", step, number(loss))
+        return step % job.snapshot_every == 0 or last
 
     def _split(self, params: list[float]) -> tuple[list[float], float | None]:
         """A job's kernel (flat) and bias from its slice of a row."""

@@ -68,15 +68,22 @@ class Picture:
 
 def grayscale(values: torch.Tensor) -> Picture:
     """An image in [0, 1] as gray levels: 0 black, 1 white (values outside are clipped)."""
-    (shown,) = _fit([values], reserved_px=0)
-    layout = _layout((shown.shape,), titles=(), scale=None)
-    return Picture(layout, (np.repeat(_gray(shown)[..., None], 3, axis=2),))
+    (shown,) = _fit([values[None]], reserved_px=0)
+    layout = _layout((shown.shape[1:],), titles=(), scale=None)
+    return Picture(layout, (np.repeat(_gray(shown[0])[..., None], 3, axis=2),))
 
 
 def heatmap(values: torch.Tensor, scale: float) -> Picture:
     """A signed map in blue / white / red, full colour at ±`scale`, with its colour bar."""
+    return heatmaps(values[None], scale)[0]
+
+
+def heatmaps(values: torch.Tensor, scale: float) -> list[Picture]:
+    """`heatmap` of each of the maps `values` (M, h, w), coloured in one pass: a group's
+    snapshots are many maps of a few values, where numpy's cost is per call."""
     (shown,) = _fit([values], reserved_px=_bar_block_px(scale))
-    return Picture(_layout((shown.shape,), titles=(), scale=scale), (_diverging(shown, scale),))
+    layout = _layout((shown.shape[1:],), titles=(), scale=scale)
+    return [Picture(layout, (colours,)) for colours in _diverging(shown, scale)]
 
 
 COMPARISON_TITLES = ("target", "learned", "difference")
@@ -84,9 +91,16 @@ COMPARISON_TITLES = ("target", "learned", "difference")
 
 def comparison(target: torch.Tensor, learned: torch.Tensor, scale: float) -> Picture:
     """target | learned | learned − target, on one scale with one colour bar."""
-    maps = _fit([target, learned, learned.cpu() - target.cpu()], reserved_px=_bar_block_px(scale))
-    layout = _layout(tuple(m.shape for m in maps), titles=COMPARISON_TITLES, scale=scale)
-    return Picture(layout, _diverging_each(maps, scale))
+    return comparisons(target[None], learned[None], scale)[0]
+
+
+def comparisons(targets: torch.Tensor, learned: torch.Tensor, scale: float) -> list[Picture]:
+    """`comparison` of each pair of maps (M, h, w), coloured in one pass (see `heatmaps`)."""
+    targets, learned = targets.cpu(), learned.cpu()
+    maps = _fit([targets, learned, learned - targets], reserved_px=_bar_block_px(scale))
+    layout = _layout(tuple(m.shape[1:] for m in maps), titles=COMPARISON_TITLES, scale=scale)
+    panels = _diverging_each(maps, scale)
+    return [Picture(layout, colours) for colours in zip(*panels, strict=True)]
 
 
 def symmetric_scale(values: torch.Tensor) -> float:
@@ -143,14 +157,16 @@ def _diverging(values: np.ndarray, scale: float) -> np.ndarray:
     return np.rint(rgb * 255).astype(np.uint8)
 
 
-def _diverging_each(maps: Sequence[np.ndarray], scale: float) -> tuple[np.ndarray, ...]:
-    """`_diverging` of each map, in one pass (a snapshot's maps are a few values each)."""
-    rgb = _diverging(np.concatenate([m.reshape(-1) for m in maps]), scale)
+def _diverging_each(maps: Sequence[np.ndarray], scale: float) -> list[np.ndarray]:
+    """`_diverging` of each batch of maps (M, h, w), in one pass."""
+    count = len(maps[0])
+    rgb = _diverging(np.concatenate([m.reshape(count, -1) for m in maps], axis=1), scale)
     parts, start = [], 0
     for m in maps:
-        parts.append(rgb[start : start + m.size].reshape(*m.shape, 3))
-        start += m.size
-    return tuple(parts)
+        size = m[0].size
+        parts.append(rgb[:, start : start + size].reshape(*m.shape, 3))
+        start += size
+    return parts
 
 
 def _gray(values: np.ndarray) -> np.ndarray:
@@ -161,21 +177,22 @@ def _gray(values: np.ndarray) -> np.ndarray:
 
 
 def _fit(maps: Sequence[torch.Tensor], reserved_px: int) -> list[np.ndarray]:
-    """The maps as float arrays small enough to fit side by side in the picture.
+    """The panels' maps, each a batch (M, h, w), as float arrays small enough to fit side by side
+    in a picture.
 
     A map too big to draw one cell per pixel is averaged down first, on its own device.
     """
     n = len(maps)
     room_w = MAX_WIDTH_PX - reserved_px - n * (2 + GAP_PX)  # frames and gaps
     room_h = MAX_HEIGHT_PX - TITLE_PX - 2
-    h, w = maps[0].shape
+    h, w = maps[0].shape[1:]
     factor = min(1.0, room_w / (n * w), room_h / h)
     out = []
     for values in maps:
         values = values.detach().float()
         if factor < 1.0:
             size = (max(1, int(h * factor)), max(1, int(w * factor)))
-            values = F.interpolate(values[None, None], size=size, mode="area")[0, 0]
+            values = F.interpolate(values[:, None], size=size, mode="area")[:, 0]
         out.append(values.cpu().numpy())
     return out
 

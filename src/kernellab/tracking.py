@@ -43,7 +43,14 @@ from torch.utils.tensorboard.summary import text
 
 from kernellab.console import print_interval
 from kernellab.eventfile import EventFile
-from kernellab.pictures import Picture, comparison, grayscale, heatmap, symmetric_scale
+from kernellab.pictures import (
+    Picture,
+    comparisons,
+    grayscale,
+    heatmap,
+    heatmaps,
+    symmetric_scale,
+)
 
 LOSS_TAG = "train/loss"
 ERROR_TAG = "kernel/error"
@@ -186,12 +193,6 @@ class TensorBoardTracker:
         self.events.add(summary, step)
         self.last_step = step
 
-    def log_snapshot(self, step: int, kernel: torch.Tensor) -> None:
-        self.events.add(histogram_summary(HISTOGRAM_TAG, kernel.numpy()), step)
-        self.events.add(image_summary(KERNEL_IMAGE_TAG, heatmap(kernel, self.kernel_scale)), step)
-        picture = comparison(self.target, kernel, self.kernel_scale)
-        self.events.add(image_summary(COMPARE_TAG, picture), step)
-
     def log_image(self, tag: str, values: torch.Tensor, step: int = 0) -> None:
         self.log_summary(self.image(tag, values), step)
 
@@ -229,6 +230,26 @@ class TensorBoardTracker:
             self.events.add(Summary(value=self.targets), self.last_step)
             self.target_steps.append(self.last_step)
         self.events.close()
+
+
+def log_snapshots(
+    step: int, snapshots: Sequence[tuple[TensorBoardTracker, Sequence[float]]]
+) -> None:
+    """Each run's snapshot at `step`: a histogram of its kernel (given flat), `kernel/image` and
+    `kernel/compare`. The pictures of runs with the same kernel shape and scale (a group's, as a
+    rule) are coloured together: numpy costs per call, and each picture has a few values."""
+    batches: dict[tuple, list[tuple[TensorBoardTracker, Sequence[float]]]] = {}
+    for tracker, kernel in snapshots:
+        key = (tuple(tracker.target.shape), tracker.kernel_scale)
+        batches.setdefault(key, []).append((tracker, kernel))
+    for (shape, scale), batch in batches.items():
+        kernels = torch.tensor([kernel for _, kernel in batch]).view(-1, *shape)
+        targets = torch.stack([tracker.target for tracker, _ in batch])
+        pictures = zip(heatmaps(kernels, scale), comparisons(targets, kernels, scale), strict=True)
+        for (tracker, _), kernel, (image, compared) in zip(batch, kernels, pictures, strict=True):
+            tracker.events.add(histogram_summary(HISTOGRAM_TAG, kernel.numpy()), step)
+            tracker.events.add(image_summary(KERNEL_IMAGE_TAG, image), step)
+            tracker.events.add(image_summary(COMPARE_TAG, compared), step)
 
 
 def image_summary(tag: str, picture: Picture) -> Summary:

@@ -57,6 +57,7 @@ from kernellab.tracking import (
     TARGET_TAG,
     TensorBoardTracker,
     hyperparameters,
+    log_snapshots,
     snapshot_interval,
 )
 
@@ -195,6 +196,7 @@ def _train_locked(
         models[0].bias is not None,
         schedule,
         Heartbeat(min(schedule.done) + 1, max(schedule.last), logging.getLogger("kernellab")),
+        log_snapshots,
     )
     start = time.perf_counter()
 
