@@ -43,6 +43,7 @@ from hydra_plugins.kernellab_batched_launcher import (
     BATCH_RUNNER_ATTR,
     PreparedJob,
     _compose,
+    _logging,
     batch_runner,
 )
 from hydra_plugins.kernellab_batched_launcher._compose import SweepComposer
@@ -270,6 +271,27 @@ def test_a_jobs_yaml_files_are_whole_dumps_of_its_configs(config_loader, overrid
     assert job.hydra_yaml() == _compose.to_yaml(OmegaConf.masked_copy(job.config, "hydra"))
     assert job.overrides_yaml() == _compose.to_yaml(OmegaConf.create(overrides))
     assert "id: '7'" in job.hydra_yaml()  # the schema's type (a string), as Hydra writes it
+
+
+def test_a_logging_config_resolved_by_its_interpolations_only() -> None:
+    cfg = OmegaConf.create(
+        {
+            "out": "/tmp/x",
+            "sub": {"a": 1},
+            "log": {
+                "handlers": {"file": {"filename": "${out}/train.log", "level": "INFO"}},
+                "loggers": {"hydra.core": {"level": "${sub.a}"}},  # a key with a dot
+                "copy": "${sub}",  # a whole node
+                "escaped": "\\${not_one}",
+                "list": ["${out}", 2, {"deep": "${sub.a}"}],
+            },
+        }
+    )
+    raw = OmegaConf.to_container(cfg.log, resolve=False)
+    resolved = _logging._interpolations_resolved(raw, cfg.log)
+    assert resolved == OmegaConf.to_container(cfg.log, resolve=True)
+    assert resolved["handlers"]["file"]["filename"] == "/tmp/x/train.log"
+    assert raw["handlers"]["file"]["filename"] == "${out}/train.log"  # left as it was
 
 
 def assert_same_outcome(expected: Any, actual: Any) -> None:

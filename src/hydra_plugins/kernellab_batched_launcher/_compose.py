@@ -148,7 +148,17 @@ class _Base:
         self._task_pickled: bytes | None = None
         self._hydra: dict[str, Any] | None = None
         self._hydra_yaml: dict[str, str] | None = None
+        self._hydra_section_yaml: dict[str, dict[str, str]] = {}
         self._task_yaml: dict[str, str] | None = None
+
+    def hydra_section_entries(self, section: str) -> dict[str, str]:
+        """Each entry of `hydra.<section>` as hydra.yaml's lines for it."""
+        lines = self._hydra_section_yaml.get(section)
+        if lines is None:
+            values = self.hydra_entries()[0][section]
+            lines = {key: _hydra_entry_yaml(section, {key: v}, 1) for key, v in values.items()}
+            self._hydra_section_yaml[section] = lines
+        return lines
 
     def hydra_entries(self) -> tuple[dict[str, Any], dict[str, str]]:
         """Each entry of the hydra node as a container, and as hydra.yaml's lines for it."""
@@ -201,17 +211,31 @@ class ComposedJob:
                     node[key] = value
                     self._hydra_set.setdefault(section, {})[key] = _entry(node, key)
 
+    def hydra_entry(self, key: str) -> Any:
+        """`hydra.<key>` as a container with its interpolations (the base's own, shared: read
+        it, don't change it), or None for a job composed without a base."""
+        if self._base is None or key in self._hydra_set:
+            return None
+        return self._base.hydra_entries()[0].get(key)
+
     def hydra_yaml(self) -> str:
         """The job's `.hydra/hydra.yaml`: `OmegaConf.to_yaml` of its hydra node (interpolations
         kept)."""
         if self._base is None:
             return _dump({"hydra": _container(self.config.hydra)})
-        containers, lines = self._base.hydra_entries()
-        changed = {
-            key: _hydra_entry_yaml(key, {**containers[key], **values})
-            for key, values in self._hydra_set.items()
-        }
+        lines = self._base.hydra_entries()[1]
+        changed = {section: self._section_yaml(section) for section in self._hydra_set}
         return "hydra:\n" + "".join(changed.get(key, text) for key, text in lines.items())
+
+    def _section_yaml(self, section: str) -> str:
+        """hydra.yaml's lines for `hydra.<section>`, only the entries this job set dumped anew."""
+        assert self._base is not None
+        values = self._hydra_set[section]
+        base = self._base.hydra_section_entries(section)
+        entries = {key: _hydra_entry_yaml(section, {key: v}, 1) for key, v in values.items()}
+        added = [text for key, text in entries.items() if key not in base]  # appended, as set
+        lines = [entries.get(key, text) for key, text in base.items()]
+        return f"  {section}:\n" + "".join(lines + added)
 
     def task_yaml(self, task: DictConfig) -> str:
         """The job's `.hydra/config.yaml`, `OmegaConf.to_yaml(task)`; `task` is its task config."""
@@ -279,8 +303,10 @@ def _entry(cfg: DictConfig, key: str) -> Any:
     return value.name if isinstance(value, Enum) else value
 
 
-def _hydra_entry_yaml(key: str, value: Any) -> str:
-    """The lines hydra.yaml holds for `hydra.<key>`. An entry dumps the same alone as in the whole
-    (the emitter formats a mapping's entries one after another), as does a top-level entry of
+def _hydra_entry_yaml(key: str, value: Any, depth: int = 0) -> str:
+    """The lines hydra.yaml holds for `hydra.<key>` (depth 0), or for the one entry of the
+    mapping `value` in `hydra.<key>` (depth 1). An entry dumps the same alone as in the whole (the
+    emitter formats a mapping's entries one after another), as does a top-level entry of
     config.yaml."""
-    return _dump({"hydra": {key: value}}).removeprefix("hydra:\n")
+    text = _dump({"hydra": {key: value}}).removeprefix("hydra:\n")
+    return text.removeprefix(f"  {key}:\n") if depth else text

@@ -158,7 +158,8 @@ class PreparedJob:
             chdir = launch.chdir(self)
             if chdir:
                 os.chdir(self.output_dir)
-            launch.logging.switch(self.config)
+            composed = self._composed
+            launch.logging.switch(self.config, composed and composed.hydra_entry("job_logging"))
             with env_override(self.hydra_cfg.hydra.job.env_set) if env else _nothing():
                 yield self
         finally:

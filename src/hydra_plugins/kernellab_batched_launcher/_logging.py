@@ -49,13 +49,16 @@ class JobLogging:
         self._parked = False
         self._resolved_by_job: dict[int, tuple[DictConfig, Any]] = {}
 
-    def switch(self, config: DictConfig) -> None:
-        """Make the job logging of `config` (HydraConfig set to it) the active one."""
+    def switch(self, config: DictConfig, unresolved: Any = None) -> None:
+        """Make the job logging of `config` (HydraConfig set to it) the active one.
+
+        `unresolved`: `hydra.job_logging` as a container with its interpolations, if the caller
+        has it at hand (then only its interpolations are resolved, not every node)."""
         log_config, verbose = config.hydra.job_logging, config.hydra.verbose
         if not self.reuse or log_config is None:
             self._configure(log_config, verbose)
             return
-        resolved = self._resolved(config)
+        resolved = self._resolved(config, unresolved)
         key, files = _split_file_names(resolved, verbose)
         if (
             key is not None
@@ -81,12 +84,17 @@ class JobLogging:
             self._fingerprint = _fingerprint(resolved, verbose)
             self._opened.update(files.values())
 
-    def _resolved(self, config: DictConfig) -> Any:
+    def _resolved(self, config: DictConfig, unresolved: Any) -> Any:
         """The job's job_logging, resolved once per job (a job is switched to at its start and
         its end; its hydra node is read-only)."""
         cached = self._resolved_by_job.get(id(config))
         if cached is None or cached[0] is not config:
-            cached = (config, OmegaConf.to_container(config.hydra.job_logging, resolve=True))
+            node = config.hydra.job_logging
+            if unresolved is None:
+                resolved = OmegaConf.to_container(node, resolve=True)
+            else:
+                resolved = _interpolations_resolved(unresolved, node)
+            cached = (config, resolved)
             self._resolved_by_job[id(config)] = cached
         return cached[1]
 
@@ -130,6 +138,22 @@ class JobLogging:
         finally:
             handler.release()
         self._opened.add(path)
+
+
+def _interpolations_resolved(raw: Any, node: Any, path: tuple = ()) -> Any:
+    """`OmegaConf.to_container(node, resolve=True)`, given `raw`, its container with interpolations
+    kept: a copy of `raw` whose strings holding an interpolation are resolved by OmegaConf. A job's
+    logging config has one or two (its file name), and resolving every node costs ~1 ms a job."""
+    if isinstance(raw, dict):
+        return {k: _interpolations_resolved(v, node, (*path, k)) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_interpolations_resolved(v, node, (*path, i)) for i, v in enumerate(raw)]
+    if not (isinstance(raw, str) and "${" in raw):
+        return raw
+    value = node
+    for key in path:
+        value = value[key]
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def _close_stream(handler: logging.FileHandler) -> None:
