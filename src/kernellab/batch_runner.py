@@ -42,7 +42,7 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
             job.finish(recorded_objective(finished, job.task_cfg.objective))
             continue
         geometry, backend = checked[job.idx].geometry, checked[job.idx].backend
-        keys[job.idx] = batching.group_key(job.task_cfg, geometry, backend)
+        keys[job.idx] = batching.group_key(checked[job.idx].config, geometry, backend)
     ready = [job for job in jobs if not job.finished]
     groups = batching.group_jobs([keys[job.idx] for job in ready])
     alone = [ready[g[0]] for g in groups if keys[ready[g[0]].idx] is None]

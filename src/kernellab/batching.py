@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 
+from kernellab.config import AnyConfig
 from kernellab.geometry import Geometry
 
 # What a group may take of the memory available when it starts (the rest: the process itself,
@@ -26,7 +26,7 @@ BYTES = 4  # float32
 MAX_GROUP = 4096  # beyond this the per-job Python work (optimizers, logging) dominates anyway
 
 
-def group_key(cfg: DictConfig, geometry: Geometry, backend: str) -> tuple[Any, ...] | None:
+def group_key(cfg: AnyConfig, geometry: Geometry, backend: str) -> tuple[Any, ...] | None:
     """Jobs with equal keys train as one program; None: the job trains alone.
 
     The key is what fixes the program's shape and where it runs: the image's shape (after

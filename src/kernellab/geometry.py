@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch.optim  # loaded with torch anyway: constructing an optimizer is what costs
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
-from kernellab.config import OBJECTIVES
+from kernellab.config import OBJECTIVES, AnyConfig, Resolved
 from kernellab.data import IMAGES, NAMED_KERNELS, photo_size
 from kernellab.errors import ConfigError
 from kernellab.model import AUTO, BACKENDS, INITS
@@ -41,7 +41,7 @@ class Geometry:
     output_shape: Pair
 
 
-def validate(cfg: DictConfig) -> Geometry:
+def validate(cfg: AnyConfig) -> Geometry:
     """Check every value Hydra's types let through; raise ConfigError on the first bad one."""
     _require(0 <= cfg.seed < MAX_SEED, "seed", cfg.seed, "must be an int in [0, 2^63)")
     _require_choice("objective", cfg.objective, OBJECTIVES)
@@ -101,7 +101,7 @@ def validate(cfg: DictConfig) -> Geometry:
     )
 
 
-def _input_shape(task: DictConfig) -> tuple[Pair, str]:
+def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
     """The picture's (height, width) before `horizontal`, and how to name it in a message."""
     resize = task.resize
     if resize is not None:
@@ -124,7 +124,7 @@ def _input_shape(task: DictConfig) -> tuple[Pair, str]:
     return shape, f"image {task.image}"
 
 
-def optimizer_class(optim: DictConfig) -> type:
+def optimizer_class(optim: AnyConfig) -> type:
     """The class `optim._target_` names; ConfigError unless it is an optimizer."""
     target = optim.get("_target_")
     module, _, name = str(target).rpartition(".")
@@ -142,12 +142,13 @@ def optimizer_class(optim: DictConfig) -> type:
     return cls
 
 
-def optimizer_arguments(optim: DictConfig) -> dict[str, Any]:
+def optimizer_arguments(optim: AnyConfig) -> dict[str, Any]:
     """What the optimizer class is constructed with, besides the parameters."""
-    return {k: v for k, v in OmegaConf.to_container(optim).items() if not k.startswith("_")}
+    plain = optim.plain if isinstance(optim, Resolved) else OmegaConf.to_container(optim)
+    return {k: v for k, v in plain.items() if not k.startswith("_")}
 
 
-def validate_optimizer(optim: DictConfig) -> type:
+def validate_optimizer(optim: AnyConfig) -> type:
     cls = optimizer_class(optim)
     accepted = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
@@ -169,7 +170,7 @@ def validate_optimizer(optim: DictConfig) -> type:
     return cls
 
 
-def _validate_trainer_and_logger(cfg: DictConfig, optimizer: type) -> None:
+def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
     trainer, logger = cfg.trainer, cfg.logger
     _require(trainer.steps >= 0, "trainer.steps", trainer.steps, "must be an int >= 0")
     _require(
@@ -241,7 +242,7 @@ def _target_kernel(spec: Any) -> list[list[float]]:
     return [[float(v) for v in r] for r in rows]
 
 
-def _pair(key: str, node: DictConfig, minimum: int) -> Pair:
+def _pair(key: str, node: AnyConfig, minimum: int) -> Pair:
     value = node[key.rsplit(".", 1)[1]]
     items = list(value) if isinstance(value, ListConfig | Sequence) else [value]
     _require(

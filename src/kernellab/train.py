@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tensorboard.compat.proto.summary_pb2 import Summary
 
 from kernellab import batching, checkpoint, runtime
@@ -31,7 +31,7 @@ from kernellab.artifacts import (
     read_metrics,
 )
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
-from kernellab.config import AUTO_RESUME, config_yaml
+from kernellab.config import AUTO_RESUME, AnyConfig, Resolved, config_yaml, resolved
 from kernellab.console import Heartbeat, number, numbers, print_interval
 from kernellab.data import Task, input_image, kernel_error, make_task, target_kernel
 from kernellab.errors import ConfigError
@@ -95,7 +95,7 @@ class TrainResult:
 class Job:
     """One run to train: its config, its dir, and the logger its progress lines go to."""
 
-    cfg: DictConfig
+    cfg: AnyConfig
     run_dir: Path
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("kernellab"))
     swept: tuple[str, ...] = ()  # the config keys its sweep varies (HParams marks them)
@@ -131,6 +131,8 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     (exactly as a single run does); fit; leave each job's results in its dir.
     """
     checked = [job.checked or check(job.cfg, job.run_dir) for job in jobs]
+    # from here on each job reads its config resolved to plain Python (the values check read)
+    jobs = [replace(job, cfg=found.config) for job, found in zip(jobs, checked, strict=True)]
     for job, found in zip(jobs, checked, strict=True):
         if found.finished is not None:
             raise ConfigError(
@@ -237,6 +239,7 @@ def _train_locked(
 class Checked:
     """What `check` established about a run's config."""
 
+    config: Resolved  # the config checked, resolved to plain Python
     geometry: Geometry
     device: torch.device
     backend: str  # `model.backend`, `auto` resolved
@@ -244,10 +247,11 @@ class Checked:
     finished: dict[str, Any] | None = None  # `trainer.resume=auto` in a finished run: its metrics
 
 
-def check(cfg: DictConfig, run_dir: Path | None = None) -> Checked:
+def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     """Everything `train` would refuse before writing anything: values, device, memory, the
     resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)
     `run_dir`: where the run will train, for `trainer.resume=auto`."""
+    cfg = resolved(cfg)
     geometry = validate(cfg)
     device = runtime.resolve_device(cfg.trainer.device)
     if cfg.trainer.cuda_graph:
@@ -261,10 +265,10 @@ def check(cfg: DictConfig, run_dir: Path | None = None) -> Checked:
     if cfg.trainer.resume == AUTO_RESUME:
         finished = _finished_run(run_dir) if run_dir else None
         if finished is not None:
-            return Checked(geometry, device, backend, None, finished)
+            return Checked(cfg, geometry, device, backend, None, finished)
         if not (run_dir and (run_dir / CHECKPOINT_FILE).is_file()):
-            return Checked(geometry, device, backend, None)  # nothing to continue: a new run
-    return Checked(geometry, device, backend, _resume_point(cfg, geometry, run_dir))
+            return Checked(cfg, geometry, device, backend, None)  # nothing to continue: a new run
+    return Checked(cfg, geometry, device, backend, _resume_point(cfg, geometry, run_dir))
 
 
 def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> None:
@@ -300,7 +304,7 @@ def recorded_objective(metrics: dict[str, Any], name: str) -> float:
     return math.inf if value is None else value
 
 
-def _resume_point(cfg: DictConfig, geometry: Geometry, run_dir: Path | None) -> Checkpoint | None:
+def _resume_point(cfg: AnyConfig, geometry: Geometry, run_dir: Path | None) -> Checkpoint | None:
     """The checkpoint `trainer.resume` names, checked against this config; None for a new run."""
     if not cfg.trainer.resume:
         return None
@@ -475,7 +479,7 @@ def _result(outcome: Outcome, member: Member, device, threads: int, wall: float)
     )
 
 
-def _build_task(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Task:
+def _build_task(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> Task:
     t = cfg.task
     # drawn on the CPU, so a seed gives the same image on every device
     image = input_image(t.height, t.width, t.stripe, t.image, t.orientation, t.resize).to(device)
@@ -483,7 +487,7 @@ def _build_task(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Ta
     return make_task(image, kernel, geometry.kernel_size, geometry.padding, geometry.stride)
 
 
-def _build_model(cfg: DictConfig, geometry: Geometry, device: torch.device) -> Conv2D:
+def _build_model(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> Conv2D:
     return Conv2D(
         geometry.kernel_size,
         geometry.padding,
@@ -494,7 +498,7 @@ def _build_model(cfg: DictConfig, geometry: Geometry, device: torch.device) -> C
     )
 
 
-def backend_of(cfg: DictConfig, geometry: Geometry, device: torch.device) -> str:
+def backend_of(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> str:
     """`model.backend`, with `auto` resolved for this problem and device."""
     (oh, ow) = geometry.output_shape
     return resolve_backend(cfg.model.backend, device, oh * ow)
@@ -519,9 +523,9 @@ def _log_run_starts(members: list[Member], trackers: list[TensorBoardTracker]) -
         if shown is None or not _same_task(task, shown):
             pictures = [tracker.image(tag, values) for tag, values in _task_pictures(task)]
             shown = task
-        resolved = OmegaConf.to_container(cfg, resolve=True)  # once: ~0.5 ms a job
-        tracker.log_config(config_yaml(resolved))
-        tracker.log_hparams(hyperparameters(resolved, tuple(task.kernel.shape)), member.job.swept)
+        plain = resolved(cfg).plain
+        tracker.log_config(config_yaml(plain))
+        tracker.log_hparams(hyperparameters(plain, tuple(task.kernel.shape)), member.job.swept)
         for picture in pictures:
             tracker.log_summary(picture)
 
