@@ -173,7 +173,7 @@ class TensorBoardTracker:
         self.target_steps: list[int] = []  # where the target scalars were written
         self.last_step: int | None = None
         if purge_step is None:  # a new run; a resumed one has its layout already
-            self.events.add(layout_summary(kernel_layout((kh, kw))))
+            self.events.add(_kernel_layout_summary(kh, kw))
 
     def log_step(
         self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
@@ -297,6 +297,11 @@ def kernel_layout(kernel_shape: tuple[int, int]) -> layout_pb2.Layout:
             )
         )
     return layout_pb2.Layout(category=categories)
+
+
+@functools.lru_cache(maxsize=64)  # the same for every job with this kernel shape
+def _kernel_layout_summary(kh: int, kw: int) -> Summary:
+    return layout_summary(kernel_layout((kh, kw)))
 
 
 def layout_summary(layout: layout_pb2.Layout) -> Summary:
@@ -448,6 +453,32 @@ def hparam_infos(hparams: Mapping[str, Any], swept: Iterable[str]) -> list[api_p
 
 def hparams_summaries(hparams: Mapping[str, Any], swept: Iterable[str] = ()) -> list[Summary]:
     """The experiment summary (shared by a sweep's jobs) and this run's session start."""
+    swept = tuple(sorted(set(swept)))
+    kinds = hparam_kinds()
+    # what the experiment summary depends on: the names, their kinds, the swept keys
+    key = (tuple(sorted((n, kinds.get(n) or _kind_of(v)) for n, v in hparams.items())), swept)
+    experiment = _EXPERIMENTS.get(key)
+    if experiment is None:
+        if len(_EXPERIMENTS) >= 64:  # a sweep has one or a few; don't grow without end
+            _EXPERIMENTS.clear()
+        experiment = _experiment_summary(hparams, swept)
+        _EXPERIMENTS[key] = experiment
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for name, value in hparams.items():
+        start.hparams[name].CopyFrom(hparam_value(value))
+    return [
+        experiment,
+        _hparams_summary(
+            hparams_metadata.SESSION_START_INFO_TAG,
+            plugin_data_pb2.HParamsPluginData(session_start_info=start),
+        ),
+    ]
+
+
+_EXPERIMENTS: dict[tuple, Summary] = {}  # made once per sweep (~0.2 ms each)
+
+
+def _experiment_summary(hparams: Mapping[str, Any], swept: Iterable[str]) -> Summary:
     experiment = api_pb2.Experiment(
         hparam_infos=hparam_infos(hparams, swept),
         metric_infos=[
@@ -456,19 +487,9 @@ def hparams_summaries(hparams: Mapping[str, Any], swept: Iterable[str] = ()) -> 
             for tag in HPARAMS_METRICS
         ],
     )
-    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
-    for name, value in hparams.items():
-        start.hparams[name].CopyFrom(hparam_value(value))
-    return [
-        _hparams_summary(
-            hparams_metadata.EXPERIMENT_TAG,
-            plugin_data_pb2.HParamsPluginData(experiment=experiment),
-        ),
-        _hparams_summary(
-            hparams_metadata.SESSION_START_INFO_TAG,
-            plugin_data_pb2.HParamsPluginData(session_start_info=start),
-        ),
-    ]
+    return _hparams_summary(
+        hparams_metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)
+    )
 
 
 def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:

@@ -250,7 +250,8 @@ class ComposedJob:
 
     def overrides_yaml(self) -> str:
         """The job's `.hydra/overrides.yaml`."""
-        return to_yaml(self.config.hydra.overrides.task)
+        task = self._hydra_set.get("overrides", {}).get("task")
+        return _dump(task) if task is not None else to_yaml(self.config.hydra.overrides.task)
 
     def task_config(self) -> DictConfig:
         """`config` without its hydra node, as `run_job` makes it (deepcopy, delete `hydra`).
