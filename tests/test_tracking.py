@@ -17,6 +17,7 @@ from kernellab.artifacts import read_metrics
 from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, heatmap
 from kernellab.tracking import (
     HISTOGRAM_BINS,
+    histogram_summaries,
     histogram_summary,
     hparam_infos,
     hyperparameters,
@@ -355,3 +356,14 @@ def test_histogram_is_torchs_with_values_clipped_to_the_buckets(values: list) ->
     expected = histogram("kernel/weights", clipped, bins=HISTOGRAM_BINS.tolist())
     ours = histogram_summary("kernel/weights", kernel)
     assert ours.SerializeToString() == expected.SerializeToString()
+
+
+def test_histograms_of_a_group_are_each_rows_own() -> None:
+    rows = np.array([[-1.0, 1.0, 0.0], [1e36, -2.0, float("nan")], [0.5, 0.5, 3.0]])
+    together = histogram_summaries("kernel/weights", rows)
+    alone = [histogram_summary("kernel/weights", row[~np.isnan(row)]) for row in rows]
+    assert [s.SerializeToString() for s in together[::2]] == [
+        s.SerializeToString() for s in alone[::2]
+    ]
+    assert together[1].value[0].histo.num == 3  # NaN is counted in num, in no bucket
+    assert sum(together[1].value[0].histo.bucket) == 2

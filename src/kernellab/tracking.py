@@ -89,18 +89,28 @@ def histogram_summary(tag: str, values: np.ndarray) -> Summary:
     kernel fills a few. Like TensorBoard's, the buckets sent are those from the one before the
     first filled bucket (or an empty one at the far left) to the last filled one.
     """
-    values = values.astype(float).reshape(-1).clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
+    return histogram_summaries(tag, values.reshape(1, -1))[0]
+
+
+def histogram_summaries(tag: str, values: np.ndarray) -> list[Summary]:
+    """`histogram_summary` of each row of `values` (M, n), the bucket search in one pass."""
+    values = values.astype(float).clip(HISTOGRAM_BINS[0], HISTOGRAM_BINS[-1])
     # np.histogram's buckets: [edge_i, edge_i+1), the last one closed; NaN in none
-    found = np.searchsorted(HISTOGRAM_BINS, values[~np.isnan(values)], side="right") - 1
-    buckets = found.clip(max=len(HISTOGRAM_BINS) - 2)
-    first, last = int(buckets.min()), int(buckets.max())
-    low = max(first - 1, 0)
-    counts = np.bincount(buckets - low, minlength=last + 1 - low).astype(float)
-    if first == 0:
-        counts = np.concatenate(([0.0], counts))
-    stats = (values.min(), values.max(), len(values), values.sum(), values.dot(values))
-    histo = _histogram_proto(stats, _bucket_limits(first, last), counts.tobytes())
-    return Summary(value=[Summary.Value(tag=tag, histo=histo)])
+    found = np.searchsorted(HISTOGRAM_BINS, values, side="right") - 1
+    found = found.clip(max=len(HISTOGRAM_BINS) - 2)
+    counted = ~np.isnan(values)
+    summaries = []
+    for row, row_buckets, row_counted in zip(values, found, counted, strict=True):
+        buckets = row_buckets[row_counted]
+        first, last = int(buckets.min()), int(buckets.max())
+        low = max(first - 1, 0)
+        counts = np.bincount(buckets - low, minlength=last + 1 - low).astype(float)
+        if first == 0:
+            counts = np.concatenate(([0.0], counts))
+        stats = (row.min(), row.max(), len(row), row.sum(), row.dot(row))
+        histo = _histogram_proto(stats, _bucket_limits(first, last), counts.tobytes())
+        summaries.append(Summary(value=[Summary.Value(tag=tag, histo=histo)]))
+    return summaries
 
 
 def _histogram_proto(stats: tuple, limits: bytes, counts: bytes) -> HistogramProto:
@@ -245,9 +255,12 @@ def log_snapshots(
     for (shape, scale), batch in batches.items():
         kernels = torch.tensor([kernel for _, kernel in batch]).view(-1, *shape)
         targets = torch.stack([tracker.target for tracker, _ in batch])
+        histograms = histogram_summaries(HISTOGRAM_TAG, kernels.view(len(batch), -1).numpy())
         pictures = zip(heatmaps(kernels, scale), comparisons(targets, kernels, scale), strict=True)
-        for (tracker, _), kernel, (image, compared) in zip(batch, kernels, pictures, strict=True):
-            tracker.events.add(histogram_summary(HISTOGRAM_TAG, kernel.numpy()), step)
+        for (tracker, _), histogram, (image, compared) in zip(
+            batch, histograms, pictures, strict=True
+        ):
+            tracker.events.add(histogram, step)
             tracker.events.add(image_summary(KERNEL_IMAGE_TAG, image), step)
             tracker.events.add(image_summary(COMPARE_TAG, compared), step)
 
