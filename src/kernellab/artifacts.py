@@ -72,8 +72,12 @@ def ensure_writable(run_dir: Path) -> None:
         probe.touch()
         probe.unlink()
     except OSError as error:
-        reason = error.strerror or str(error)
-        raise UserError(f"output dir {run_dir} cannot be created or written: {reason}") from None
+        raise _unwritable(run_dir, error) from None
+
+
+def _unwritable(run_dir: Path, error: OSError) -> UserError:
+    reason = error.strerror or str(error)
+    return UserError(f"output dir {run_dir} cannot be created or written: {reason}")
 
 
 RUN_FILES = (METRICS_FILE, "checkpoint.pt")  # with events.out.tfevents.*: a dir holds a run
@@ -99,8 +103,13 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path) -> None:
+        """Creates `run_dir` if need be: taking the lock proves the dir writable."""
         self.path = run_dir / LOCK_FILE
-        self.file = open(self.path, "a+")  # noqa: SIM115  (closed by release())
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "a+")  # noqa: SIM115  (closed by release())
+        except OSError as error:
+            raise _unwritable(run_dir, error) from None
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

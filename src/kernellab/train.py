@@ -26,7 +26,6 @@ from kernellab.artifacts import (
     RunLock,
     atomic_write_all,
     ensure_no_run,
-    ensure_writable,
     metrics_json,
     read_metrics,
 )
@@ -148,8 +147,7 @@ def train_group(jobs: list[Job], cores: int | None = None) -> list[TrainResult]:
     locks = []
     try:
         for job, state in zip(jobs, resumed, strict=True):
-            ensure_writable(job.run_dir)
-            locks.append(RunLock(job.run_dir))
+            locks.append(RunLock(job.run_dir))  # makes the dir; refuses one it can't write
             if state is not None:  # a kill after its checkpoint may have logged later steps
                 truncate_after(job.run_dir, state.step)
             elif job.cfg.trainer.resume == AUTO_RESUME:  # no checkpoint: whatever it logged goes
