@@ -31,6 +31,7 @@ from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import Container, DictConfig, OmegaConf, flag_override, open_dict, read_write
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ReadonlyConfigError
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +205,19 @@ class ComposedJob:
         """Set `hydra.<section>.<key>` to `values[section][key]` in this job's config (converted
         as its schema says)."""
         hydra = self.config.hydra
-        with flag_override(hydra, ["readonly", "struct"], [False, False]):  # both in one go
-            for section, entries in values.items():
-                node = hydra[section]
-                for key, value in entries.items():
-                    node[key] = value
-                    self._hydra_set.setdefault(section, {})[key] = _entry(node, key)
+        try:  # the schema's keys of a node not yet read-only: no flags to override
+            self._set(hydra, values)
+        except (ReadonlyConfigError, ConfigAttributeError, ConfigKeyError):
+            # overriding the flags costs ~0.1 ms: each change walks the hydra node
+            with flag_override(hydra, ["readonly", "struct"], [False, False]):
+                self._set(hydra, values)
+
+    def _set(self, hydra: DictConfig, values: dict[str, dict[str, Any]]) -> None:
+        for section, entries in values.items():
+            node = hydra[section]
+            for key, value in entries.items():
+                node[key] = value
+                self._hydra_set.setdefault(section, {})[key] = _entry(node, key)
 
     def hydra_entry(self, key: str) -> Any:
         """`hydra.<key>` as a container with its interpolations (the base's own, shared: read
