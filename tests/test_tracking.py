@@ -367,3 +367,14 @@ def test_histograms_of_a_group_are_each_rows_own() -> None:
     ]
     assert together[1].value[0].histo.num == 3  # NaN is counted in num, in no bucket
     assert sum(together[1].value[0].histo.bucket) == 2
+
+
+@pytest.mark.parametrize("step", [0, 1, 127, 128, 20_000, 2**40])
+def test_an_event_is_protobufs_own_serialization(step: int) -> None:
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    from kernellab.eventfile import summary_event
+
+    summary = histogram_summary("kernel/weights", np.array([-0.7, 0.9]))
+    expected = Event(wall_time=1795727653.25, step=step, summary=summary).SerializeToString()
+    assert summary_event(1795727653.25, step, summary.SerializeToString()) == expected

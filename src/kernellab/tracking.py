@@ -42,7 +42,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard.summary import text
 
 from kernellab.console import print_interval
-from kernellab.eventfile import EventFile
+from kernellab.eventfile import EventFile, varint
 from kernellab.pictures import (
     Picture,
     comparisons,
@@ -120,20 +120,8 @@ def _histogram_proto(stats: tuple, limits: bytes, counts: bytes) -> HistogramPro
     fills buckets ~600 apart, and TensorBoard's format sends every bucket in between."""
     head = struct.pack("<BdBdBdBdBd", *(x for i, v in enumerate(stats) for x in (i * 8 + 9, v)))
     return HistogramProto.FromString(
-        b"".join(
-            (head, b"\x32", _varint(len(limits)), limits, b"\x3a", _varint(len(counts)), counts)
-        )
+        b"".join((head, b"\x32", varint(len(limits)), limits, b"\x3a", varint(len(counts)), counts))
     )
-
-
-def _varint(n: int) -> bytes:
-    """n in protobuf's base-128 varint encoding (a packed field's length)."""
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 @functools.lru_cache(maxsize=1024)  # a run's kernel fills about the same buckets at each snapshot
