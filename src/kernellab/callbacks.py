@@ -175,6 +175,8 @@ class SweepReport(Callback):
 
 
 FORWARD_AFTER_S = 2.0
+# A worker signalled while it starts a job takes the job's lock a moment later, then saves it
+SETTLE_S = 1.0
 
 
 def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
@@ -183,12 +185,16 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
 
     A Ctrl-C or SLURM's scancel reaches every process; a signal sent to this process alone is
     passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S.
+    For SETTLE_S it waits even with no job locked: a job being started is about to be.
     """
     log.warning(
         "%s received: the running jobs save their checkpoints, then the sweep ends", signal_name
     )
-    forward_at = time.monotonic() + FORWARD_AFTER_S
-    while locked_runs(sweep_dir) and (children := child_processes()):
+    now = time.monotonic()
+    forward_at, settled_at = now + FORWARD_AFTER_S, now + SETTLE_S
+    while (children := child_processes()) and (
+        locked_runs(sweep_dir) or time.monotonic() < settled_at
+    ):
         if time.monotonic() >= forward_at:
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
