@@ -46,6 +46,8 @@ def run(cfg: DictConfig) -> float:
         if checked.finished is not None:  # trainer.resume=auto: a continued sweep's finished job
             log.info("%s: already %s", run_dir, checked.finished["status"])
             return recorded_objective(checked.finished, cfg.objective)
+        if in_sweep and SWEEP.requested:  # signalled meanwhile: the sweep's process may not wait
+            return _not_started(hydra_cfg, run_dir)  # for a job that holds no lock yet
         job = Job(cfg, run_dir, swept=swept_keys(hydra_cfg), checked=checked)
         (result,) = train_group([job], cores_for_this_job(hydra_cfg.launcher))
     except UserError as error:
