@@ -146,7 +146,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _diverging(values: np.ndarray, scale: float) -> np.ndarray:
-    """(h, w) -> (h, w, 3) uint8: blue at -scale, white at 0, red at +scale, clipped beyond."""
+    """(..., h, w) -> (..., h, w, 3) uint8: blue at -scale, white at 0, red at +scale, clipped
+    beyond."""
     v = np.clip(values / scale, -1.0, 1.0)  # ±inf to ±1
     v[np.isnan(v)] = 0.0
     positive, negative = np.maximum(v, 0.0), np.maximum(-v, 0.0)
