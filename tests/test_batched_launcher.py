@@ -273,6 +273,16 @@ def test_a_jobs_yaml_files_are_whole_dumps_of_its_configs(config_loader, overrid
     assert "id: '7'" in job.hydra_yaml()  # the schema's type (a string), as Hydra writes it
 
 
+def test_set_hydra_sets_a_read_only_hydra_node_and_leaves_it_read_only(config_loader) -> None:
+    loader, master = config_loader(ROOT / "conf", "config", [])
+    job = SweepComposer(loader, master).compose_job(["seed=1"])
+    OmegaConf.set_readonly(job.config.hydra, True)
+    job.set_hydra({"job": {"num": 9}, "runtime": {"output_dir": "/tmp/sweep/9"}})
+    assert (job.config.hydra.job.num, job.config.hydra.runtime.output_dir) == (9, "/tmp/sweep/9")
+    assert OmegaConf.is_readonly(job.config.hydra)
+    assert "num: 9" in job.hydra_yaml()
+
+
 def test_a_logging_config_resolved_by_its_interpolations_only() -> None:
     cfg = OmegaConf.create(
         {
