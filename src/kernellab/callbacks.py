@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab.artifacts import RunLock, ensure_no_run, ensure_writable, locked_runs
+from kernellab.config import schema_rows
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
 from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
 from kernellab.signals import SWEEP, exit_status
@@ -95,6 +96,10 @@ def _check_sweep(config: DictConfig) -> None:
     for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
         if sweeper.get(key) is not None and sweeper[key] < 1:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
+    from kernellab.studies import check_settings  # numpy: loaded when a sweep starts
+
+    keys = [key for key, _, _ in schema_rows() if not key.startswith("study.")]
+    check_settings(config.study, keys, lambda key: _in_config(config, key))
 
 
 def _plain_optuna_logs_off_terminal(config: DictConfig) -> None:
@@ -237,10 +242,10 @@ def end_sweep(sweep_dir: Path, signal_name: str) -> NoReturn:
 def finish_sweep(sweep_dir: Path) -> list[str]:
     """Write the sweep's summary and print its best job; what went wrong, one line each (failed
     jobs, then what was left unfinished and how to continue it), or nothing."""
-    from kernellab.report import best_line, write_report
+    from kernellab.report import headline, write_report
 
     report = write_report(sweep_dir)
-    log.info(best_line(report))
+    log.info(headline(report))
     log.info("summary: %s", sweep_dir / "summary.md")
     problems = []
     if report.failed:

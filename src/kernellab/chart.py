@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from kernellab.pictures import png
 
@@ -34,6 +34,7 @@ COLOURS = (  # matplotlib's default cycle (tab10), so colours read as they did
     "#17becf",
 )
 INK, GRID, FRAME = (0, 0, 0), (225, 225, 225), (90, 90, 90)
+BAND_ALPHA = 56  # of 255: overlapping bands stay readable
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Series:
     label: str = ""
     colour: str = COLOURS[0]
     markers: bool = False  # points without a line between them
+    # (low, high) at each point: a shaded band along a line, an error bar at a marker
+    band: Sequence[tuple[float, float]] = ()
 
 
 @dataclass
@@ -86,6 +89,12 @@ def _draw_panel(image: Image.Image, draw: ImageDraw.ImageDraw, panel: Panel, lef
     area = Image.new("RGB", (x1 - x0, y1 - y0), "white")  # drawing in it clips to it
     plot = ImageDraw.Draw(area)
     points = [p for s in panel.series for p in s.points]
+    points += [
+        (x, y)
+        for s in panel.series
+        for (x, _), band in zip(s.points, s.band, strict=False)
+        for y in band
+    ]
     if not points:
         plot.text(
             (area.width / 2, area.height / 2), panel.note, fill=INK, font=_font(12), anchor="mm"
@@ -102,13 +111,31 @@ def _draw_panel(image: Image.Image, draw: ImageDraw.ImageDraw, panel: Panel, lef
             plot.line([(0, y), (area.width, y)], fill=GRID)
             draw.text((x0 - 4, y0 + y), _tick_label(value), fill=INK, font=_font(11), anchor="rm")
         for series in panel.series:
+            if series.band and not series.markers:
+                _draw_band(area, series, x_axis, y_axis)
+        for series in panel.series:
             _draw_series(plot, series, x_axis, y_axis)
     image.paste(area, (x0, y0))
     draw.rectangle((x0 - 1, y0 - 1, x1, y1), outline=FRAME)
 
 
+def _draw_band(area: Image.Image, series: Series, x_axis: _Axis, y_axis: _Axis) -> None:
+    """The band between the series' lows and highs, in its colour, translucent (bands overlap)."""
+    xs = [x_axis.px(x) for x, _ in series.points]
+    upper = [(x, y_axis.px(high)) for x, (_, high) in zip(xs, series.band, strict=True)]
+    lower = [(x, y_axis.px(low)) for x, (low, _) in zip(xs, series.band, strict=True)]
+    if len(upper) < 2:
+        return
+    layer = Image.new("RGBA", area.size, (0, 0, 0, 0))
+    red, green, blue = ImageColor.getrgb(series.colour)[:3]
+    ImageDraw.Draw(layer).polygon(upper + lower[::-1], fill=(red, green, blue, BAND_ALPHA))
+    area.paste(layer, mask=layer)
+
+
 def _draw_series(plot: ImageDraw.ImageDraw, series: Series, x_axis: _Axis, y_axis: _Axis) -> None:
     xy = [(x_axis.px(x), y_axis.px(y)) for x, y in series.points]
+    for (x, _), (low, high) in zip(xy, series.band if series.markers else (), strict=False):
+        plot.line([(x, y_axis.px(low)), (x, y_axis.px(high))], fill=series.colour, width=1)
     if series.markers:
         for x, y in xy:
             plot.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=series.colour)

@@ -127,6 +127,18 @@ class LoggerConfig:
     )
 
 
+@dataclass
+class StudyConfig:
+    replicates: list[str] = _help(
+        ["seed"],
+        "Config keys whose values only repeat an experiment: a sweep's jobs that differ only in"
+        " these form a group, summarised by its distribution (`summary_groups.csv`, `groups/`).",
+    )
+    recovered_within: float = _help(
+        0.05, "A job has recovered the target kernel when its `kernel_error` is at most this."
+    )
+
+
 OBJECTIVES = ("final_loss", "kernel_error")
 
 
@@ -144,6 +156,7 @@ class Config:
     optim: dict[str, Any] = field(default_factory=lambda: dict(GRADIENT_DESCENT))
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
 
 
 ConfigStore.instance().store(name="config_schema", node=Config)

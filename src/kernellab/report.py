@@ -20,10 +20,11 @@ import math
 import re
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -35,12 +36,25 @@ from kernellab.checkpoint import CHECKPOINT_FILE
 from kernellab.config import AUTO_RESUME, path_override
 from kernellab.config import job_dir as subdir_name
 from kernellab.errors import EXIT_USAGE
-from kernellab.eventfile import scalar_curve
+from kernellab.eventfile import scalar_curves
+from kernellab.group_runs import CURVE_TAGS, Curves, quantile_curve, write_group_runs
+from kernellab.studies import (
+    GROUP_COLUMNS,
+    Group,
+    StudySettings,
+    group_jobs,
+    group_names,
+    group_table,
+    has_replicates,
+    settings_of,
+    verdict,
+)
 from kernellab.tracking import LOSS_TAG
 
 log = logging.getLogger(__name__)
 
 CSV_FILE, MD_FILE, PNG_FILE = "summary.csv", "summary.md", "summary.png"
+GROUPS_CSV_FILE = "summary_groups.csv"
 MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of a multirun's config, in the sweep dir
 COLUMNS = [
     "job",
@@ -54,7 +68,6 @@ COLUMNS = [
     "dir",
 ]
 MD_COLUMNS = COLUMNS[:-1]  # for people: the dir's name only repeats the job and its overrides
-DEFAULT_OBJECTIVE = "final_loss"
 FAILED = {"failed", "missing"}  # statuses counted as failures
 UNFINISHED = ("interrupted", "not started")  # what continuing a sweep trains
 UNSEEN = ("missing", "not started")  # jobs whose dir holds no metrics.json
@@ -107,6 +120,18 @@ class SweepReport:
     files: list[Path]  # what write_report wrote
     # a grid sweep (Hydra's basic sweeper) left unfinished: the command that continues it
     continue_with: str | None
+    settings: StudySettings = field(default_factory=StudySettings)
+    groups: list[Group] = field(default_factory=list)  # by number
+    group_rows: list[dict[str, Any]] = field(default_factory=list)  # studies.GROUP_COLUMNS
+
+    @property
+    def replicated(self) -> bool:
+        """Some group holds several jobs: the sweep answers as a study."""
+        return has_replicates(self.groups)
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.group_rows, self.groups, self.settings)
 
     @property
     def unfinished(self) -> list[JobRow]:
@@ -129,9 +154,25 @@ class SweepReport:
 def write_report(sweep_dir: Path) -> SweepReport:
     """Summarise every job under `sweep_dir` into summary.csv, summary.md and summary.png there;
     a grid sweep's jobs that never made a dir are rows too (`not started`)."""
+    report = read_report(sweep_dir)
+    outputs = {CSV_FILE: _csv_table, GROUPS_CSV_FILE: _groups_csv, MD_FILE: _md_table}
+    outputs[PNG_FILE] = _png
+    curves = read_curves(report.rows)
+    for name, render in outputs.items():
+        data = render(report, curves) if render is _png else render(report)
+        atomic_write(report.sweep_dir / name, data)
+        report.files.append(report.sweep_dir / name)
+    report.files.append(write_group_runs(report, curves))
+    return report
+
+
+def read_report(sweep_dir: Path) -> SweepReport:
+    """Every job of the sweep in `sweep_dir` and its groups, as their files tell them; writes
+    nothing."""
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
-    objective = read_objective(jobs)
+    settings = read_settings(jobs)
+    objective = settings.objective
     rows = [read_job(d) for d in jobs]
     grid = _grid(sweep_dir)
     if grid is not None:
@@ -145,12 +186,67 @@ def write_report(sweep_dir: Path) -> SweepReport:
     failed = sum(r.status in FAILED for r in rows)
     unfinished = grid is not None and any(row.status in UNFINISHED for row in rows)
     continue_with = _continue_command(sweep_dir, grid) if unfinished else None
-    report = SweepReport(sweep_dir, objective, rows, best, failed, [], continue_with)
-    outputs = {CSV_FILE: _csv_table, MD_FILE: _md_table, PNG_FILE: _png}
-    for name, render in outputs.items():
-        atomic_write(sweep_dir / name, render(report))
-        report.files.append(sweep_dir / name)
-    return report
+    groups = group_jobs(rows, settings.replicates)
+    table = group_table(groups, settings)
+    return SweepReport(
+        sweep_dir, objective, rows, best, failed, [], continue_with, settings, groups, table
+    )
+
+
+@dataclass
+class Study:
+    """A sweep as data: `jobs` keyed as summary.csv's columns, `groups` as summary_groups.csv's;
+    numbers as numbers, a missing value None."""
+
+    sweep_dir: Path
+    jobs: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
+    verdict: str
+
+    def to_pandas(self) -> tuple[Any, Any]:
+        """(jobs, groups) as pandas DataFrames (pandas is not a dependency of kernellab)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("Study.to_pandas needs pandas: pip install pandas") from None
+        return pandas.DataFrame(self.jobs, columns=COLUMNS), pandas.DataFrame(
+            self.groups, columns=GROUP_COLUMNS
+        )
+
+
+def load(sweep_dir: Path | str) -> Study:
+    """The study in `sweep_dir`, read from its jobs' files (as `python -m kernellab.report`
+    summarises it; nothing is written)."""
+    report = read_report(Path(sweep_dir))
+    jobs = [
+        dict(zip(COLUMNS, _job_values(row, report.sweep_dir), strict=True)) for row in report.rows
+    ]
+    return Study(report.sweep_dir, jobs, [dict(row) for row in report.group_rows], report.verdict)
+
+
+def _job_values(row: JobRow, sweep_dir: Path) -> list[Any]:
+    """A job's summary.csv cells as values."""
+    return [
+        row.job,
+        row.label,
+        row.status,
+        row.final_loss,
+        row.kernel_error,
+        row.weight,
+        row.bias,
+        row.wall_time_s,
+        row.dir.relative_to(sweep_dir).as_posix(),
+    ]
+
+
+def read_curves(rows: list[JobRow]) -> Curves:
+    """Each job's `train/loss` and `kernel/error` curves, read from its event files: what the
+    group runs and summary.png draw. Jobs without event files are left out."""
+    return {
+        row.dir: scalar_curves(row.dir, CURVE_TAGS)
+        for row in rows
+        if any(row.dir.glob("events.out.tfevents.*"))
+    }
 
 
 def find_jobs(sweep_dir: Path) -> list[Path]:
@@ -238,13 +334,20 @@ def _without_metrics(job_dir: Path) -> str:
     return "missing" if trained else "not started"
 
 
-def read_objective(jobs: list[Path]) -> str:
-    """The sweep's `objective`, from the first job whose `.hydra/config.yaml` names one."""
+def read_settings(jobs: list[Path]) -> StudySettings:
+    """The sweep's `objective` and `study.*`, from the first job whose `.hydra/config.yaml` can
+    be read (they are the same in every job of a sweep)."""
     for job_dir in jobs:
         config = _read_yaml(job_dir / ".hydra" / "config.yaml")
         if isinstance(config, dict) and isinstance(config.get("objective"), str):
-            return config["objective"]
-    return DEFAULT_OBJECTIVE
+            return settings_of(config)
+    return StudySettings()
+
+
+def headline(report: SweepReport) -> str:
+    """What a sweep answers in one line: the study's verdict when some setting was repeated
+    (`study.replicates`), else its best job."""
+    return report.verdict if report.replicated else best_line(report)
 
 
 def best_line(report: SweepReport) -> str:
@@ -344,20 +447,87 @@ def _csv_table(report: SweepReport) -> bytes:
     return out.getvalue().encode()
 
 
-def _md_table(report: SweepReport) -> bytes:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+def _groups_csv(report: SweepReport) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(GROUP_COLUMNS)
+    for row in report.group_rows:  # full precision, as summary.csv
+        writer.writerow(
+            [
+                "" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c]
+                for c in GROUP_COLUMNS
+            ]
+        )
+    return out.getvalue().encode()
 
-    lines = [f"# Sweep summary: {report.sweep_dir.name}", "", best_line(report), ""]
-    if report.continue_with:
-        lines += [f"Continue it: `{report.continue_with}`", ""]
-    lines += [line(MD_COLUMNS), line(["---"] * len(MD_COLUMNS))]
+
+# The groups table of summary.md: (heading, how to show a group row's values)
+MD_GROUP_COLUMNS = [
+    ("group", lambda r: str(r["group"])),
+    ("overrides", lambda r: r["overrides"]),
+    ("jobs", lambda r: str(r["jobs"])),
+    ("completed", lambda r: str(r["completed"])),
+    ("diverged", lambda r: str(r["diverged"])),
+    ("failed", lambda r: str(r["failed"])),
+    ("recovered (95% CI)", lambda r: _share(r)),
+    ("kernel_error median [p10, p90]", lambda r: _spread(r, "kernel_error")),
+    ("final_loss median [p10, p90]", lambda r: _spread(r, "final_loss")),
+    ("best job", lambda r: "" if r["best_job"] is None else str(r["best_job"])),
+    ("p vs best", lambda r: "" if r["p_vs_best"] is None else f"{r['p_vs_best']:.2g}"),
+]
+
+
+def _share(row: dict[str, Any]) -> str:
+    if row["recovered"] is None:
+        return ""
+    interval = (
+        "" if row["jobs"] < 2 else f" ({row['recovered_low']:.0%}–{row['recovered_high']:.0%})"
+    )
+    return f"{row['recovered']:.0%}{interval}"
+
+
+def _spread(row: dict[str, Any], metric: str) -> str:
+    median, low, high = (row[f"{metric}_{s}"] for s in ("median", "p10", "p90"))
+    return "" if median is None else f"{_g(median)} [{_g(low)}, {_g(high)}]"
+
+
+def _md_line(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _md_groups(report: SweepReport) -> list[str]:
+    """summary.md's study part: the verdict and a row per group."""
+    replicates = ", ".join(report.settings.replicates)
+    lines = [
+        f"## Groups (jobs alike but for {replicates}; recovered: kernel_error <= "
+        f"{report.settings.recovered_within:g})",
+        "",
+        report.verdict,
+        "",
+        _md_line([heading for heading, _ in MD_GROUP_COLUMNS]),
+        _md_line(["---"] * len(MD_GROUP_COLUMNS)),
+    ]
+    lines += [_md_line([show(row) for _, show in MD_GROUP_COLUMNS]) for row in report.group_rows]
+    return [*lines, "", "## Jobs", ""]
+
+
+def _continue_line(report: SweepReport) -> list[str]:
+    return [f"Continue it: `{report.continue_with}`", ""] if report.continue_with else []
+
+
+def _md_table(report: SweepReport) -> bytes:
+    lines = [f"# Sweep summary: {report.sweep_dir.name}", ""]
+    if report.replicated:  # the study first; its jobs below
+        lines += _continue_line(report) + _md_groups(report) + [best_line(report), ""]
+    else:
+        lines += [best_line(report), "", *_continue_line(report)]
+    lines += [_md_line(MD_COLUMNS), _md_line(["---"] * len(MD_COLUMNS))]
     rows = [
         _cells(r, report.sweep_dir, report.short_label(r), _g(r.final_loss), _g(r.kernel_error))
         for r in report.rows
     ]
     rows = [cells[: len(MD_COLUMNS)] for cells in rows]
-    lines += [line(cells) for cells in rows]
+    lines += [_md_line(cells) for cells in rows]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -389,28 +559,94 @@ def numeric_params(swept: dict[str, list[str | None]]) -> dict[str, list[float]]
     return numeric
 
 
-def _png(report: SweepReport) -> bytes:
+def _png(report: SweepReport, curves: Curves) -> bytes:
+    if report.replicated:
+        return _study_png(report, curves)
     rows, params = report.rows, numeric_params(swept_values(report.rows))
     labels = [f"{'?' if r.job is None else r.job}: {report.short_label(r)}" for r in rows]
-    curves = _loss_curves(rows[:MAX_CURVES], labels)
-    panels = [_curves_panel(curves, len(rows), report.objective)]
+    series = _loss_curves(rows[:MAX_CURVES], labels, curves)
+    panels = [_curves_panel(series, len(rows), report.objective)]
     panels += [_objective_panel(key, xs, rows, report.objective) for key, xs in params.items()]
-    legend = curves if len(curves) <= MAX_LEGEND else []
+    legend = series if len(series) <= MAX_LEGEND else []
     return chart.render(panels, legend, legend_columns=len(panels))
 
 
-def _loss_curves(rows: list[JobRow], labels: list[str]) -> list[chart.Series]:
-    """Each job's loss curve as a log scale can show it (NaN, inf and 0 dropped), read from its
-    event files; jobs without any are left out."""
-    curves = []
+def _loss_curves(rows: list[JobRow], labels: list[str], curves: Curves) -> list[chart.Series]:
+    """Each job's loss curve as a log scale can show it (NaN, inf and 0 dropped); jobs without
+    any are left out."""
+    series = []
     for row, label in zip(rows, labels, strict=False):
-        if not any(row.dir.glob("events.out.tfevents.*")):
-            continue
-        points = [(s, v) for s, v in scalar_curve(row.dir, LOSS_TAG) if 0 < v < math.inf]
+        points = [(s, v) for s, v in curves.get(row.dir, {}).get(LOSS_TAG, ()) if 0 < v < math.inf]
         if points:
-            colour = chart.COLOURS[len(curves) % len(chart.COLOURS)]
-            curves.append(chart.Series(points, label, colour))
-    return curves
+            colour = chart.COLOURS[len(series) % len(chart.COLOURS)]
+            series.append(chart.Series(points, label, colour))
+    return series
+
+
+def _study_png(report: SweepReport, curves: Curves) -> bytes:
+    """A colour per group (the best MAX_LEGEND by the objective's median): its median loss curve
+    in its p10–p90 band; then the objective's median and p10–p90 against each swept number."""
+    names = group_names(report.groups)
+    by_number = {group.number: group for group in report.groups}
+    series = []
+    for row in report.group_rows[:MAX_LEGEND]:
+        group = by_number[row["group"]]
+        found = quantile_curve([curves[r.dir][LOSS_TAG] for r in group.rows if r.dir in curves])
+        points, band = [], []
+        for step, median, low, high in zip(
+            *(found[k] for k in ("step", "median", "p10", "p90")), strict=True
+        ):
+            if low > 0 and high < math.inf:  # what a log scale can show
+                points.append((step, median))
+                band.append((low, high))
+        colour = chart.COLOURS[len(series) % len(chart.COLOURS)]
+        label = f"{names[group.number]} (n = {row['jobs']})"
+        series.append(chart.Series(points, label, colour, band=band))
+    shown = [s for s in series if s.points]
+    more = (
+        f", the best {MAX_LEGEND} of {len(report.groups)} groups"
+        if len(report.groups) > MAX_LEGEND
+        else ""
+    )
+    panel = chart.Panel(
+        f"{LOSS_TAG}: median and p10-p90 per group{more}",
+        "step",
+        series=shown,
+        log_y=True,
+        note="no loss curves yet",
+    )
+    panels = [panel]
+    swept = {
+        k: v for k, v in swept_values(report.rows).items() if k not in report.settings.replicates
+    }
+    panels += [
+        _objective_spread(key, xs, report.rows, report.objective)
+        for key, xs in numeric_params(swept).items()
+    ]
+    return chart.render(panels, series, legend_columns=len(panels))
+
+
+def _objective_spread(key: str, xs: list[float], rows: list[JobRow], objective: str) -> chart.Panel:
+    """The objective's median and p10–p90 over the completed jobs at each value of `key`."""
+    by_value: dict[float, list[float]] = {}
+    for x, row in zip(xs, rows, strict=True):
+        value = row.objective(objective) if row.status == "completed" else None
+        if value is not None and value > 0:  # a log scale can't show 0
+            by_value.setdefault(x, []).append(value)
+    points, bars = [], []
+    for x, values in sorted(by_value.items()):
+        median, low, high = np.quantile(values, (0.5, 0.1, 0.9)).tolist()
+        points.append((x, median))
+        bars.append((low, high))
+    return chart.Panel(
+        f"{objective} vs {key} (median, p10-p90)",
+        key,
+        objective,
+        series=[chart.Series(points, markers=True, band=bars)] if points else [],
+        log_x=min(xs) > 0 and max(xs) / min(xs) >= 10,
+        log_y=True,
+        note=f"no job has a {objective} above 0",
+    )
 
 
 def _curves_panel(curves: list[chart.Series], jobs: int, objective: str) -> chart.Panel:
@@ -466,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for path in report.files:
         print(path)
-    print(best_line(report))
+    print(headline(report))
     return 0
 
 

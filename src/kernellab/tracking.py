@@ -469,7 +469,7 @@ def hparams_summaries(hparams: Mapping[str, Any], swept: Iterable[str] = ()) -> 
         start.hparams[name].CopyFrom(hparam_value(value))
     return [
         experiment,
-        _hparams_summary(
+        hparams_summary(
             hparams_metadata.SESSION_START_INFO_TAG,
             plugin_data_pb2.HParamsPluginData(session_start_info=start),
         ),
@@ -488,12 +488,12 @@ def _experiment_summary(hparams: Mapping[str, Any], swept: Iterable[str]) -> Sum
             for tag in HPARAMS_METRICS
         ],
     )
-    return _hparams_summary(
+    return hparams_summary(
         hparams_metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)
     )
 
 
-def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+def hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
     metadata: SummaryMetadata = hparams_metadata.create_summary_metadata(data)
     return Summary(value=[Summary.Value(tag=tag, metadata=metadata)])
 
