@@ -34,7 +34,9 @@ def wilson_interval(successes: int, trials: int, z: float = Z) -> tuple[float, f
     p, n = successes / trials, trials
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at p = 0 (1) the bound is exactly 0 (1); rounding would leave ~1e-17 beside it
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    return low, 1.0 if successes == trials else min(1.0, centre + half)
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float, float] | None:

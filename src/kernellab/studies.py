@@ -77,12 +77,17 @@ def group_jobs(rows: Sequence[JobRow], replicates: Sequence[str]) -> list[Group]
     ordered = sorted(rows, key=lambda r: (r.job is None, r.job or 0, str(r.dir)))
     groups: dict[tuple[str, ...], Group] = {}
     for row in ordered:
-        kept = sorted(o for o in row.overrides if override_key(o) not in replicates)
+        kept = sorted(o for o in row.overrides if not _aside(override_key(o), replicates))
         group = groups.get(tuple(kept))
         if group is None:
             group = groups[tuple(kept)] = Group(len(groups), kept)
         group.rows.append(row)
     return list(groups.values())
+
+
+def _aside(key: str, replicates: Sequence[str]) -> bool:
+    """A key that doesn't tell groups apart: a replicate key, or a study setting."""
+    return key in replicates or key.startswith("study.")
 
 
 def has_replicates(groups: Sequence[Group]) -> bool:
@@ -167,8 +172,9 @@ def verdict(
     ]
     more = len(table) - VERDICT_GROUPS
     said = ", ".join(rates) + (f" (and {more} more groups)" if more > 0 else "")
-    if len(table) < 2:
+    if len(table) < 2:  # one group: `optim.lr=0.1: recovered the kernel in ...`
         median = table[0][f"{settings.objective}_median"] if table else None
+        said = said.replace(" recovers the kernel", ": recovered the kernel", 1)
         return f"{said}; median {settings.objective} {_g(median)}"
     best, second = table[0], table[1]
     objective = settings.objective
@@ -216,7 +222,7 @@ def _percent(share: float | None, sign: str = "%") -> str:
 
 
 def _g(value: float | None) -> str:
-    return "none" if value is None else f"{value:.3g}"
+    return "none (no job completed)" if value is None else f"{value:.3g}"
 
 
 def _p(p: float | None) -> str:
