@@ -23,6 +23,7 @@ from bench.scale import FULL, QUICK, Scale
 from bench.startup import cold_start, sweeps
 from bench.stencil import stencil
 from bench.steps import large_image, step_cost
+from bench.studies import studies
 from bench.timing import progress
 
 Benchmark = Callable[[Scale], "Section | list[Section]"]
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, tuple[str, Benchmark]] = {
     "gpu": ("7. GPU", gpu.run),
     "batched": ("8. Batched sweeps", batched),
     "stencil": ("9. Large images: the fused step", stencil),
+    "studies": ("10. Studies", studies),
 }
 SMALL_PRINT = re.compile(r"\s*<sub>.*?</sub>")
 PREAMBLE = [

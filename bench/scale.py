@@ -27,6 +27,7 @@ class Scale:
     profiled_jobs: int = 4  # the sweep run under cProfile for the breakdown
     batched_seeds: int = 1000  # `python train.py -m hydra/launcher=batched 'seed=range(N)'`
     stencil_sizes: tuple[int, ...] = (1024, 4096, 8192)  # the fused step's images
+    study_seeds: int = 10000  # `'seed=range(N)' optim=sgd,adam`, batched: 2N jobs
 
 
 FULL = Scale()
@@ -51,4 +52,5 @@ QUICK = Scale(
     profiled_jobs=2,
     batched_seeds=50,
     stencil_sizes=(256, 1024),
+    study_seeds=100,
 )
