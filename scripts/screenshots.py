@@ -1,7 +1,7 @@
 """Screenshots of TensorBoard's dashboards over the README's example runs, for docs/img/.
 
     python scripts/screenshots.py                   # docs/img/<dashboard>.png, see DASHBOARDS
-    python scripts/screenshots.py --logdir outputs  # TensorBoard on both commands' runs
+    python scripts/screenshots.py --logdir outputs  # TensorBoard on every command's runs
     python scripts/screenshots.py --only timeseries # the page TensorBoard opens on
     python scripts/screenshots.py --keep            # keep the runs and logs (the path is printed)
 
@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The README's example commands (arguments to `python train.py`), in the order it gives them.
 SINGLE_RUN: tuple[str, ...] = ()
 FIRST_SWEEP = ("-m", "optim.lr=0.001,0.01,0.1", "model.kernel_size=[1,2],[1,3]")
+STUDY = ("-m", "seed=range(100)", "optim=sgd,adam")  # README "Studies"; served: its groups/
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,11 @@ DASHBOARDS = (
     Dashboard("images", "images&tagFilter=" + quote("kernel/compare"), height=600),
     Dashboard("custom_scalars", "custom_scalars&_smoothingWeight=0", height=900),
     Dashboard("hparams", "hparams", width=1920, height=700),  # wide: metric columns come last
+)
+# Over the study's group runs (`tensorboard --logdir <sweep>/groups`)
+STUDY_DASHBOARDS = (
+    Dashboard("study_margins", "custom_scalars&_smoothingWeight=0", height=560),
+    Dashboard("study_hparams", "hparams", width=1400, height=420),
 )
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -106,18 +112,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.logdir
         ]
         print(f"[{elapsed(started)}] tensorboard --logdir {logdir}")
-        with tensorboard(logdir, work) as base_url:
-            print(f"[{elapsed(started)}] tensorboard answers at {base_url}")
-            args.out.mkdir(parents=True, exist_ok=True)
-            for dashboard in DASHBOARDS:
-                if dashboard.name not in args.only:
-                    continue
-                png = args.out / f"{dashboard.name}.png"
-                screenshot(
-                    chromium, f"{base_url}/#{dashboard.fragment}", png, dashboard, args, work
-                )
-                note = "  (looks empty)" if looks_empty(png) else ""
-                print(f"[{elapsed(started)}] {png}{note}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        for served, dashboards in ((logdir, DASHBOARDS), (runs["groups"], STUDY_DASHBOARDS)):
+            wanted = [d for d in dashboards if d.name in args.only]
+            if not wanted:
+                continue
+            print(f"[{elapsed(started)}] tensorboard --logdir {served}")
+            with tensorboard(served, work) as base_url:
+                print(f"[{elapsed(started)}] tensorboard answers at {base_url}")
+                for dashboard in wanted:
+                    png = args.out / f"{dashboard.name}.png"
+                    url = f"{base_url}/#{dashboard.fragment}"
+                    screenshot(chromium, url, png, dashboard, args, work)
+                    note = "  (looks empty)" if looks_empty(png) else ""
+                    print(f"[{elapsed(started)}] {png}{note}")
         print(f"[{elapsed(started)}] done")
     return 0
 
@@ -137,8 +145,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=[d.name for d in DASHBOARDS],
-        default=[d.name for d in DASHBOARDS if d.name != "timeseries"],
+        choices=[d.name for d in (*DASHBOARDS, *STUDY_DASHBOARDS)],
+        default=[d.name for d in (*DASHBOARDS, *STUDY_DASHBOARDS) if d.name != "timeseries"],
         help="which dashboards (default: those the README shows)",
     )
     parser.add_argument("--chromium", help="the browser binary (default: found on PATH)")
@@ -199,10 +207,11 @@ def workdir(keep: bool) -> Iterator[Path]:
 
 
 def run_readme_commands(work: Path) -> dict[str, Path]:
-    """Both commands with `work` as the current dir, so they write `work/outputs/...`."""
+    """The commands with `work` as the current dir, so they write `work/outputs/...`."""
     run = train(work, SINGLE_RUN, "run")
     sweep = train(work, FIRST_SWEEP, "sweep")
-    return {"run": run, "sweep": sweep}
+    groups = train(work, STUDY, "study") / "groups"
+    return {"run": run, "sweep": sweep, "groups": groups}
 
 
 def train(work: Path, args: Sequence[str], label: str) -> Path:

@@ -87,6 +87,13 @@ def _check_sweep(config: DictConfig) -> None:
             raise ConfigError(key, value, "is not a config key (see `python train.py --cfg job`)")
         if override.is_sweep_override() and not list(override.sweep_iterator()):
             raise ConfigError(key, value, "the sweep has no values")
+        if override.is_sweep_override() and key.startswith("study."):
+            raise ConfigError(
+                key,
+                value,
+                "a study setting is one value per sweep (it names no job); to look at a sweep "
+                "another way: python -m kernellab.report SWEEP_DIR --recovered-within X",
+            )
     sweeper = config.hydra.sweeper
     for key, space in (sweeper.get("params") or {}).items():
         if not _in_config(config, key):

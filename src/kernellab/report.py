@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import functools
 import io
 import logging
@@ -151,10 +152,10 @@ class SweepReport:
         return labels
 
 
-def write_report(sweep_dir: Path) -> SweepReport:
+def write_report(sweep_dir: Path, **study: Any) -> SweepReport:
     """Summarise every job under `sweep_dir` into summary.csv, summary.md and summary.png there;
     a grid sweep's jobs that never made a dir are rows too (`not started`)."""
-    report = read_report(sweep_dir)
+    report = read_report(sweep_dir, **study)
     outputs = {CSV_FILE: _csv_table, GROUPS_CSV_FILE: _groups_csv, MD_FILE: _md_table}
     outputs[PNG_FILE] = _png
     curves = read_curves(report.rows)
@@ -166,12 +167,13 @@ def write_report(sweep_dir: Path) -> SweepReport:
     return report
 
 
-def read_report(sweep_dir: Path) -> SweepReport:
+def read_report(sweep_dir: Path, **study: Any) -> SweepReport:
     """Every job of the sweep in `sweep_dir` and its groups, as their files tell them; writes
-    nothing."""
+    nothing. `study`: StudySettings fields to use instead of the sweep's own (`replicates`,
+    `recovered_within`), to look at a finished sweep another way."""
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
-    settings = read_settings(jobs)
+    settings = dataclasses.replace(read_settings(jobs), **study)
     objective = settings.objective
     rows = [read_job(d) for d in jobs]
     grid = _grid(sweep_dir)
@@ -214,10 +216,10 @@ class Study:
         )
 
 
-def load(sweep_dir: Path | str) -> Study:
+def load(sweep_dir: Path | str, **study: Any) -> Study:
     """The study in `sweep_dir`, read from its jobs' files (as `python -m kernellab.report`
-    summarises it; nothing is written)."""
-    report = read_report(Path(sweep_dir))
+    summarises it; nothing is written). `study`: as read_report's."""
+    report = read_report(Path(sweep_dir), **study)
     jobs = [
         dict(zip(COLUMNS, _job_values(row, report.sweep_dir), strict=True)) for row in report.rows
     ]
@@ -691,9 +693,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "sweep_dir", type=Path, help=f"the multirun dir (hydra.sweep.dir, with {MULTIRUN_YAML})"
     )
+    parser.add_argument(
+        "--replicates",
+        help="comma-separated config keys that only repeat an experiment (default: the sweep's "
+        "study.replicates)",
+    )
+    parser.add_argument(
+        "--recovered-within",
+        type=float,
+        help="a job has recovered the target when its kernel_error is at most this (default: the "
+        "sweep's study.recovered_within)",
+    )
     args = parser.parse_args(argv)
+    study: dict[str, Any] = {}
+    if args.replicates is not None:
+        study["replicates"] = tuple(k for k in args.replicates.split(",") if k)
+    if args.recovered_within is not None:
+        if not (math.isfinite(args.recovered_within) and args.recovered_within >= 0):
+            parser.error(
+                f"--recovered-within {args.recovered_within}: must be a finite number >= 0"
+            )
+        study["recovered_within"] = args.recovered_within
     try:
-        report = write_report(args.sweep_dir)
+        report = write_report(args.sweep_dir, **study)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
