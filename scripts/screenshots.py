@@ -111,7 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logdir = {"outputs": work / "outputs", "sweep": runs["sweep"], "run": runs["run"]}[
             args.logdir
         ]
-        print(f"[{elapsed(started)}] tensorboard --logdir {logdir}")
         args.out.mkdir(parents=True, exist_ok=True)
         for served, dashboards in ((logdir, DASHBOARDS), (runs["groups"], STUDY_DASHBOARDS)):
             wanted = [d for d in dashboards if d.name in args.only]
