@@ -357,3 +357,46 @@ def test_rows_are_sorted_by_the_sweeps_objective(tmp_path: Path) -> None:
     assert common not in md and "| 1 | optim.lr=0.2 | completed | 0.3 | 0.2 |" in md
     csv_rows = read_csv(tmp_path / "by_error" / "summary.csv")
     assert csv_rows[0]["overrides"] == f"optim.lr=0.2 {common}"  # the CSV keeps them all
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"status": "completed", "final_loss": 0.1, "weight": {"a": 1}}',  # a dict for a matrix
+        "[1, 2]",  # a list, not an object
+        "NaN",
+        '{"status": 3}',
+        '{"status": "completed", "weight": [[1, "x"]]}',
+        "{not json",
+    ],
+)
+def test_a_job_whose_metrics_are_not_kernellabs_is_a_failed_row_and_the_report_goes_on(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    for num, text in ((0, content), (1, None)):
+        job_dir = sweep / f"{num}_seed={num}"
+        (job_dir / ".hydra").mkdir(parents=True)
+        (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"seed={num}"]))
+        if text is None:
+            write_metrics(job_dir, {"status": "completed", "final_loss": 0.5, "weight": [[1.0]]})
+        else:
+            (job_dir / "metrics.json").write_text(text)
+
+    report = write_report(sweep)
+
+    assert [(r.job, r.status) for r in report.rows] == [(1, "completed"), (0, "failed")]
+    assert "0_seed=0: unreadable metrics.json" in caplog.text
+    assert all((sweep / name).is_file() for name in SUMMARIES)
+
+
+def test_a_corrupt_multirun_yaml_falls_back_to_the_job_dirs_and_says_so(
+    sweep: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (sweep / "multirun.yaml").write_text("hydra: [[[: {\n")
+    report = write_report(sweep)
+    assert len(report.rows) == len(job_dirs(sweep))
+    assert "multirun.yaml is unreadable" in caplog.text
+    assert report.continue_with is None

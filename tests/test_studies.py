@@ -27,7 +27,33 @@ from kernellab.tracking import read_scalars
 from tests.helpers import ROOT, run_cli
 
 # summary_groups.csv's columns as the issue names them (spelt out, not imported)
-GROUP_COLUMNS = ["group", "overrides", "jobs", "completed", "diverged", "failed", "interrupted", "recovered", "recovered_low", "recovered_high", "kernel_error_median", "kernel_error_p10", "kernel_error_p90", "kernel_error_mean", "kernel_error_mean_low", "kernel_error_mean_high", "final_loss_median", "final_loss_p10", "final_loss_p90", "final_loss_mean", "final_loss_mean_low", "final_loss_mean_high", "best_job", "worst_job", "p_vs_best"]
+GROUP_COLUMNS = [
+    "group",
+    "overrides",
+    "jobs",
+    "completed",
+    "diverged",
+    "failed",
+    "interrupted",
+    "recovered",
+    "recovered_low",
+    "recovered_high",
+    "kernel_error_median",
+    "kernel_error_p10",
+    "kernel_error_p90",
+    "kernel_error_mean",
+    "kernel_error_mean_low",
+    "kernel_error_mean_high",
+    "final_loss_median",
+    "final_loss_p10",
+    "final_loss_p90",
+    "final_loss_mean",
+    "final_loss_mean_low",
+    "final_loss_mean_high",
+    "best_job",
+    "worst_job",
+    "p_vs_best",
+]
 SEEDS = 12
 LRS = ("0.01", "0.03", "0.3")  # 0.3 diverges for every seed (see README: lr >= 0.1 diverges)
 RECOVERED_WITHIN = 0.1

@@ -268,8 +268,19 @@ def find_jobs(sweep_dir: Path) -> list[Path]:
 def _grid(sweep_dir: Path) -> DictConfig | None:
     """The hydra node of a grid sweep's `multirun.yaml` (Hydra's basic sweeper: every job is known
     from it); None for other sweepers (Optuna samples its trials as it goes) and hand-made dirs."""
-    config = OmegaConf.load(sweep_dir / MULTIRUN_YAML)
-    if not str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith("BasicSweeper"):
+    try:
+        config = OmegaConf.load(sweep_dir / MULTIRUN_YAML)
+        if not str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith("BasicSweeper"):
+            return None
+        _planned_jobs(config.hydra)  # the grid must be readable to be of use
+    except Exception as error:  # any damage: OmegaConf's and Hydra's parsers raise their own
+        log.warning(
+            "%s is unreadable (%s: %s): the report lists the job dirs found, and can't say which "
+            "jobs never started",
+            sweep_dir / MULTIRUN_YAML,
+            type(error).__name__,
+            str(error).splitlines()[0] if str(error) else "",
+        )
         return None
     return config.hydra
 
@@ -310,8 +321,10 @@ def read_job(job_dir: Path) -> JobRow:
     except FileNotFoundError:  # still running, or killed before it could write one
         metrics = {"status": _without_metrics(job_dir)}
     except (OSError, ValueError) as error:  # not kernellab's (it writes atomically), but say so
-        log.warning("%s: unreadable metrics: %s", job_dir, error)
-        metrics = {"status": "failed"}
+        metrics = _unreadable(job_dir, str(error))
+    else:
+        if problem := _malformed(metrics):
+            metrics = _unreadable(job_dir, problem)
     overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml")
     return JobRow(
         job=_job_number(job_dir),
@@ -324,6 +337,33 @@ def read_job(job_dir: Path) -> JobRow:
         bias=_finite(metrics.get("bias")),
         wall_time_s=_finite(metrics.get("wall_time_s")),
     )
+
+
+STATUSES = ("completed", "diverged", "interrupted", "failed", "not started")  # metrics.json's
+
+
+def _malformed(metrics: Any) -> str | None:
+    """What makes a metrics.json unlike any kernellab writes, or None."""
+    if not isinstance(metrics, dict):
+        return f"holds a {type(metrics).__name__}, not an object"
+    if metrics.get("status") not in STATUSES:
+        return f"status {metrics.get('status')!r} is none of {', '.join(STATUSES)}"
+    weight = metrics.get("weight")
+    if weight is not None and not _numbers_in_lists(weight):
+        return "weight is not a nested list of numbers"
+    return None
+
+
+def _numbers_in_lists(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_numbers_in_lists(v) for v in value)
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _unreadable(job_dir: Path, why: str) -> dict[str, Any]:
+    """A job whose metrics.json can't be read: a `failed` row; the console says why."""
+    log.warning("%s: unreadable metrics.json (%s): reported as failed", job_dir, why)
+    return {"status": "failed"}
 
 
 def _without_metrics(job_dir: Path) -> str:
