@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from kernellab.errors import ConfigError
+from kernellab.image_files import PictureError, picture_size, read_picture
 from kernellab.ops import IntOrPair, Pair, conv2d_in_bands
 
 # Named kernels: the classic edge detectors and filters users ask for by name.
@@ -65,35 +70,38 @@ def input_image(
     return X.t().contiguous() if orientation == "horizontal" else X
 
 
-def photo(path: str, size: Sequence[int] | None = None) -> torch.Tensor:
-    """A picture file (PNG, JPEG, anything Pillow reads) in grayscale, 0 black to 1 white;
-    resized to (height, width) when `size` is given."""
-    from PIL import Image
+def photo(path: str, size: Sequence[int] | None = None, key: str = "task.image") -> torch.Tensor:
+    """A picture file (PNG, JPEG, TIFF, anything Pillow reads) in grayscale, 0 black to 1 white
+    (image_files.read_picture); resized to (height, width) when `size` is given. A file that
+    can't be used raises ConfigError naming `key`. The last few decoded are kept: a check and the
+    run that follows it, or a group's jobs, decode a photo once."""
+    try:
+        info = os.stat(path)
+        pixels = _decoded(path, info.st_mtime_ns, info.st_size, tuple(size) if size else None)
+    except (OSError, PictureError) as error:
+        raise ConfigError(
+            key,
+            path,
+            str(error) if isinstance(error, PictureError) else error.strerror or str(error),
+        ) from None
+    return torch.from_numpy(pixels.copy())  # the cache's array stays as decoded
 
-    with Image.open(path) as picture:
-        gray = picture.convert("L")
-        if size is not None:
-            gray = gray.resize((size[1], size[0]), Image.Resampling.LANCZOS)
-        X = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
-        return X.view(gray.height, gray.width).float() / 255
+
+@functools.lru_cache(maxsize=4)
+def _decoded(path: str, mtime_ns: int, size_bytes: int, size: tuple[int, ...] | None) -> np.ndarray:
+    """The file as `read_picture` decodes it; keyed by its modification time and size too, so a
+    file changed on disk is read again. Read-only: every caller shares the array."""
+    pixels = read_picture(path, size)
+    pixels.setflags(write=False)
+    return pixels
 
 
 def photo_size(path: str) -> tuple[int, int] | str:
     """(height, width) of a picture file from its header, or why it can't be read."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as picture:
-            width, height = picture.size
-    except FileNotFoundError:
-        return "no such file"
-    except IsADirectoryError:
-        return "is a directory, not a picture"
-    except UnidentifiedImageError:
-        return "not a picture Pillow can read (empty, truncated or another format)"
-    except OSError as error:
-        return error.strerror or str(error)
-    return (height, width) if height and width else "the picture is empty (0 pixels)"
+        return picture_size(path)
+    except PictureError as error:
+        return str(error)
 
 
 def kernel_error(kernel: Sequence[float], target: Sequence[float]) -> float:
