@@ -1,5 +1,7 @@
 """Every invalid value is refused with one line naming the key, the value and what is allowed."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,12 @@ def test_config_yaml_is_a_whole_dump_whatever_it_kept():
     second = {"seed": 1.0, "model": {"bias": 1, "lr": 1}, "extra": [1, 2]}  # == first, not alike
     for container in (first, second, first):
         assert config_yaml(container) == yaml.safe_dump(container, sort_keys=False)
+
+
+def test_the_schema_module_and_the_registries_do_not_import_torch():
+    """`python train.py --help`, `--cfg`, `--info` and a refused override load the schema only."""
+    modules = "kernellab.config, kernellab.registry, kernellab.backends"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

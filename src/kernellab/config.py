@@ -20,9 +20,9 @@ from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from kernellab.data import IMAGES, NAMED_KERNELS
+from kernellab import backends
 from kernellab.errors import show
-from kernellab.model import BACKENDS, INITS
+from kernellab.registry import IMAGES, INITS, NAMED_KERNELS
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -65,12 +65,7 @@ class ModelConfig:
     init: str = _help(
         "randn", f"{_choices(INITS)}: `randn` as the seed notebook, `uniform` as nn.Conv2d."
     )
-    backend: str = _help(
-        "auto",
-        f"`auto`, {_choices(BACKENDS)}: F.conv2d; one fused pass for the step (CPU); our"
-        " vectorised op; the book's loop. `auto`: `fused` on the CPU from 256² outputs, else"
-        " `torch`.",
-    )
+    backend: str = _help(backends.AUTO, backends.help_text())
 
 
 # The default optimizer, the seed notebook's `w -= lr * grad` (see kernellab.optim).

@@ -16,17 +16,16 @@ from typing import Any
 import torch.optim  # loaded with torch anyway: constructing an optimizer is what costs
 from omegaconf import ListConfig, OmegaConf
 
+from kernellab.backends import AUTO, BACKENDS, size_refusal
 from kernellab.config import OBJECTIVES, AnyConfig, Resolved
-from kernellab.data import IMAGES, NAMED_KERNELS, photo_size
+from kernellab.data import photo_size
 from kernellab.errors import ConfigError
-from kernellab.model import AUTO, BACKENDS, INITS
 from kernellab.ops import Pair, output_shape, pair
 from kernellab.optim import GradientDescent
+from kernellab.registry import IMAGES, INITS, NAMED_KERNELS
 
 MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
 FLOAT32_MAX = 3.4028234663852886e38
-# The `loop` backend's step takes ~50 µs an output: bounded, so a signal is honoured within seconds
-MAX_LOOP_OUTPUTS = 128 * 128
 
 
 @dataclass(frozen=True)
@@ -81,14 +80,8 @@ def validate(cfg: AnyConfig) -> Geometry:
     _require_choice("model.init", model.init, INITS)
     _require_choice("model.backend", model.backend, (AUTO, *BACKENDS))
     outputs = output_shape(input_hw, kernel_size, padding, stride)
-    _require(
-        model.backend != "loop" or outputs[0] * outputs[1] <= MAX_LOOP_OUTPUTS,
-        "model.backend",
-        "loop",
-        f"the book's Python loop is for small problems (at most {MAX_LOOP_OUTPUTS} outputs, a"
-        f" second or so a step; this one has {outputs[0] * outputs[1]}): use auto, torch, fused or"
-        " corr2d",
-    )
+    too_big = size_refusal(model.backend, outputs[0] * outputs[1])
+    _require(too_big is None, "model.backend", model.backend, str(too_big))
     optimizer = validate_optimizer(cfg.optim)
     _validate_trainer_and_logger(cfg, optimizer)
     return Geometry(

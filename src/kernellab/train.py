@@ -29,6 +29,7 @@ from kernellab.artifacts import (
     metrics_json,
     read_metrics,
 )
+from kernellab.backends import device_refusal, resolve
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
 from kernellab.config import AUTO_RESUME, AnyConfig, Resolved, config_yaml, resolved
 from kernellab.console import Heartbeat, number, numbers, print_interval
@@ -46,7 +47,7 @@ from kernellab.loop import (
     make_step,
     share_storage,
 )
-from kernellab.model import Conv2D, resolve_backend
+from kernellab.model import Conv2D
 from kernellab.ops import conv2d_in_bands
 from kernellab.signals import StopRequest
 from kernellab.tracking import (
@@ -255,10 +256,9 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     if cfg.trainer.cuda_graph:
         _graphed(None, device)
     backend = backend_of(cfg, geometry, device)
-    if backend == "fused" and device.type != "cpu":
-        raise ConfigError(
-            "model.backend", backend, f"runs on the CPU only; use torch or auto on {device}"
-        )
+    refusal = device_refusal(backend, device)
+    if refusal is not None:
+        raise ConfigError("model.backend", backend, refusal)
     _check_memory(geometry, backend, device)
     if cfg.trainer.resume == AUTO_RESUME:
         finished = _finished_run(run_dir) if run_dir else None
@@ -499,7 +499,7 @@ def _build_model(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> Co
 def backend_of(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> str:
     """`model.backend`, with `auto` resolved for this problem and device."""
     (oh, ow) = geometry.output_shape
-    return resolve_backend(cfg.model.backend, device, oh * ow)
+    return resolve(cfg.model.backend, device.type, oh * ow)
 
 
 def _graphed(step, device: torch.device) -> CudaGraphStep:
