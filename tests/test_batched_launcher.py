@@ -812,7 +812,7 @@ def test_optuna_sweeper_with_the_batched_launcher(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_sweep_trains_every_job(tmp_path: Path) -> None:
-    from kernellab.artifacts import read_metrics
+    from kernellab.rundir import read_metrics
 
     proc = run_cli(
         "-m",

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from kernellab.artifacts import read_metrics
-from kernellab.config import schema_rows
+from kernellab.config_help import schema_rows
 from kernellab.errors import show
+from kernellab.rundir import read_metrics
 from kernellab.tracking import read_scalars
 from tests.helpers import TRAIN_PY, run_cli
 
@@ -76,7 +76,7 @@ def test_help_lists_every_option_from_the_schema_without_loading_the_training_st
     assert "--hydra-help" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     assert "kernellab.config" in imported  # -X importtime did list the imports
-    assert not {"kernellab.cli", "kernellab.train", "tensorboard"} & imported
+    assert not {"kernellab.hydra_job", "kernellab.training", "tensorboard"} & imported
     assert not list(tmp_path.iterdir()), "--help writes nothing"
 
 

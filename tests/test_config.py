@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernellab.config import config_yaml, options_help, reference_table, schema_rows
+from kernellab.config_help import options_help, reference_table, schema_rows
 from kernellab.errors import ConfigError, show
-from kernellab.geometry import validate
+from kernellab.resolved import config_yaml
+from kernellab.validation import validate
 
 # (override, key named in the message)
 BAD_VALUES = [
@@ -64,7 +65,7 @@ def test_kernel_may_exactly_fill_the_padded_input(make_cfg):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_without_cuda_suggests_cpu_or_auto(make_cfg, tmp_path):
-    from kernellab.train import train
+    from kernellab.training import train
 
     with pytest.raises(
         ConfigError, match=r"trainer.device=cuda: CUDA is not available.*cpu or auto"

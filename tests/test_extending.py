@@ -9,11 +9,12 @@ from omegaconf import OmegaConf
 
 from kernellab import backends, batching, data, model
 from kernellab.backends import Backend
+from kernellab.checks import check
 from kernellab.config import CONF_DIR, Config, compose
 from kernellab.errors import ConfigError
-from kernellab.geometry import validate
 from kernellab.ops import corr2d_reference
-from kernellab.train import check, train
+from kernellab.training import train
+from kernellab.validation import validate
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from kernellab.backends import BACKENDS, DEFAULT
-from kernellab.config import AnyConfig
-from kernellab.geometry import Geometry
+from kernellab.resolved import AnyConfig
+from kernellab.validation import Geometry
 
 # What a group may take of the memory available when it starts (the rest: the process itself,
 # TensorBoard's buffers, other programs).

@@ -25,17 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab import chart
-from kernellab.artifacts import atomic_write, in_use, read_metrics
+from kernellab._hydra_private import BasicSweeper
 from kernellab.checkpoint import CHECKPOINT_FILE
-from kernellab.config import AUTO_RESUME, path_override
-from kernellab.config import job_dir as subdir_name
 from kernellab.errors import EXIT_USAGE
 from kernellab.eventfile import scalar_curve
+from kernellab.paths import AUTO_RESUME, path_override
+from kernellab.paths import job_dir as subdir_name
+from kernellab.rundir import atomic_write, in_use, read_metrics
 from kernellab.tracking import LOSS_TAG
 
 log = logging.getLogger(__name__)
