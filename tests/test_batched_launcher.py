@@ -870,7 +870,7 @@ def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     plugin = "hydra_plugins/kernellab_batched_launcher/"
     modules = ("__init__.py", "batched_launcher.py", "config.py", "_core.py", "_validation.py")
     assert {plugin + m for m in modules} <= names
-    assert "kernellab/train.py" in names
+    assert "kernellab/training.py" in names
     assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with others
 
 
