@@ -17,7 +17,7 @@ def train_batch(jobs) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 @batch_runner(train_batch)
 def main(cfg: DictConfig) -> float:
-    from kernellab.cli import run  # the training stack: not loaded for --help or --cfg
+    from kernellab.hydra_job import run  # the training stack: not loaded for --help or --cfg
 
     return run(cfg)
 

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     from bench import workloads
 
     if kind == "framework":
-        import kernellab.train  # noqa: F401  (what a run imports, before any data exists)
+        import kernellab.training  # noqa: F401  (what a run imports, before any data exists)
 
         imported = max_rss_mb()
         workloads.run_framework(*workloads.large_overrides(size, steps))

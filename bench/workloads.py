@@ -25,7 +25,7 @@ EDGE_KERNEL_3X3 = [[0.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]  # embedd
 def run_framework(*overrides: str) -> Any:
     """`train(cfg)` in a throw-away run dir; the TrainResult of a run that completed."""
     from kernellab.config import compose
-    from kernellab.train import train
+    from kernellab.training import train
 
     cfg = compose(*overrides)
     with tempfile.TemporaryDirectory(prefix="kernellab-bench-") as run_dir:

@@ -27,7 +27,7 @@ def make_cfg() -> Iterator[Callable[..., DictConfig]]:
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One in-process run of the default experiment, shared by tests that only read it."""
-    from kernellab.train import train
+    from kernellab.training import train
 
     run_dir = tmp_path_factory.mktemp("default_run")
     train(compose(), run_dir)

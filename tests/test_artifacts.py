@@ -10,17 +10,17 @@ import time
 import pytest
 import torch
 
-from kernellab.artifacts import read_metrics
 from kernellab.checkpoint import CHECKPOINT_FILE
 from kernellab.checkpoint import load as load_checkpoint
 from kernellab.errors import ConfigError
+from kernellab.rundir import read_metrics
 from tests.helpers import run_cli
 
 # Rewrites a ~8 MB checkpoint and metrics.json forever; each version is complete and self-consistent.
 WRITER = """
 import sys, torch
 from pathlib import Path
-from kernellab.artifacts import atomic_write, write_metrics
+from kernellab.rundir import atomic_write, write_metrics
 run_dir = Path(sys.argv[1])
 for version in range(10**9):
     payload = torch.full((2_000_000,), float(version))
@@ -121,9 +121,9 @@ def test_unwritable_dir_is_refused(tmp_path):
 
 
 def test_a_locked_run_dir_is_refused_before_anything_is_written(make_cfg, tmp_path):
-    from kernellab.artifacts import RunLock
     from kernellab.errors import UserError
-    from kernellab.train import train
+    from kernellab.rundir import RunLock
+    from kernellab.training import train
 
     held = RunLock(tmp_path)  # another process training here (flock is per open file)
     try:

@@ -812,7 +812,7 @@ def test_optuna_sweeper_with_the_batched_launcher(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_sweep_trains_every_job(tmp_path: Path) -> None:
-    from kernellab.artifacts import read_metrics
+    from kernellab.rundir import read_metrics
 
     proc = run_cli(
         "-m",
@@ -870,7 +870,7 @@ def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     plugin = "hydra_plugins/kernellab_batched_launcher/"
     modules = ("__init__.py", "batched_launcher.py", "config.py", "_core.py", "_validation.py")
     assert {plugin + m for m in modules} <= names
-    assert "kernellab/train.py" in names
+    assert "kernellab/training.py" in names
     assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with others
 
 

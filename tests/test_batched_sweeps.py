@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from kernellab.artifacts import read_metrics
 from kernellab.eventfile import scalar_curve
+from kernellab.rundir import read_metrics
 from tests.helpers import TRAIN_PY, run_cli
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,11 @@ import torch
 
 from kernellab.batching import group_jobs, group_key, max_group_size, split
 from kernellab.checkpoint import CHECKPOINT_FILE, load
+from kernellab.checks import backend_of
 from kernellab.config import compose
-from kernellab.geometry import validate
 from kernellab.tracking import read_scalars
-from kernellab.train import Job, backend_of, train, train_group
+from kernellab.training import Job, train, train_group
+from kernellab.validation import validate
 
 
 def assert_same_run(batched, single, batched_dir, single_dir):

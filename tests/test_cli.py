@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from kernellab.artifacts import read_metrics
-from kernellab.config import schema_rows
+from kernellab.config_help import schema_rows
 from kernellab.errors import show
+from kernellab.rundir import read_metrics
 from kernellab.tracking import read_scalars
 from tests.helpers import TRAIN_PY, run_cli
 
@@ -76,7 +76,7 @@ def test_help_lists_every_option_from_the_schema_without_loading_the_training_st
     assert "--hydra-help" in proc.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     assert "kernellab.config" in imported  # -X importtime did list the imports
-    assert not {"kernellab.cli", "kernellab.train", "tensorboard"} & imported
+    assert not {"kernellab.hydra_job", "kernellab.training", "tensorboard"} & imported
     assert not list(tmp_path.iterdir()), "--help writes nothing"
 
 
@@ -152,3 +152,21 @@ def test_refused_resume_keeps_the_run_as_it_was(tmp_path):
         p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file() and p.suffix != ".log"
     }
     assert after == {p: b for p, b in before.items() if p.suffix != ".log"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--cfg", "job"], ["--info"], ["trainer.nokey=1"], ["trainer.steps=many"]],
+)
+def test_what_needs_no_training_never_imports_torch(tmp_path, args):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(TRAIN_PY), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "kernellab.config" in imported  # -X importtime did list the imports
+    assert "torch" not in imported, proc.stderr[-2000:]

@@ -1,13 +1,16 @@
 """Every invalid value is refused with one line naming the key, the value and what is allowed."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from kernellab.config import config_yaml, options_help, reference_table, schema_rows
+from kernellab.config_help import options_help, reference_table, schema_rows
 from kernellab.errors import ConfigError, show
-from kernellab.geometry import validate
+from kernellab.resolved import config_yaml
+from kernellab.validation import validate
 
 # (override, key named in the message)
 BAD_VALUES = [
@@ -62,7 +65,7 @@ def test_kernel_may_exactly_fill_the_padded_input(make_cfg):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_without_cuda_suggests_cpu_or_auto(make_cfg, tmp_path):
-    from kernellab.train import train
+    from kernellab.training import train
 
     with pytest.raises(
         ConfigError, match=r"trainer.device=cuda: CUDA is not available.*cpu or auto"
@@ -91,3 +94,12 @@ def test_config_yaml_is_a_whole_dump_whatever_it_kept():
     second = {"seed": 1.0, "model": {"bias": 1, "lr": 1}, "extra": [1, 2]}  # == first, not alike
     for container in (first, second, first):
         assert config_yaml(container) == yaml.safe_dump(container, sort_keys=False)
+
+
+def test_the_schema_module_and_the_registries_do_not_import_torch():
+    """`python train.py --help`, `--cfg`, `--info` and a refused override load the schema only."""
+    modules = "kernellab.config, kernellab.registry, kernellab.backends"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -7,12 +7,14 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from kernellab import data, model
+from kernellab import backends, batching, data, model
+from kernellab.backends import Backend
+from kernellab.checks import check
 from kernellab.config import CONF_DIR, Config, compose
 from kernellab.errors import ConfigError
-from kernellab.geometry import validate
 from kernellab.ops import corr2d_reference
-from kernellab.train import train
+from kernellab.training import train
+from kernellab.validation import validate
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -110,6 +112,47 @@ def test_a_new_init_is_one_entry(monkeypatch, tmp_path):
     assert result.weight == [[1.0, 1.0]] and result.bias == 1.0
 
 
+def _reference_planes():
+    """The book's loop on the layer's (1, 1, h, w) tensors, plus the bias."""
+
+    def correlate(X, weight, bias, padding, stride):
+        Y = corr2d_reference(X[0, 0], weight[0, 0], padding, stride)[None, None]
+        return Y if bias is None else Y + bias
+
+    return correlate
+
+
+def test_a_new_backend_is_one_entry(monkeypatch, tmp_path):
+    entry = Backend(
+        help="the reference loop",
+        forward=_reference_planes,
+        job_bytes=lambda input_hw, output_hw, kernel_hw: 7 * output_hw[0] * output_hw[1],
+        max_outputs=100,
+        too_big="at most {limit} outputs, not {outputs}",
+    )
+    monkeypatch.setitem(backends.BACKENDS, "reference", entry)
+    monkeypatch.setitem(
+        backends.BACKENDS,
+        "elsewhere",
+        Backend("", _reference_planes, entry.job_bytes, devices=("mps",)),
+    )
+    steps = ("optim.lr=0.01", "trainer.steps=10", "seed=4")
+    result = train(compose("model.backend=reference", *steps), tmp_path / "reference")
+    # the same maths as F.conv2d: the same kernel after the same steps
+    expected = train(compose("model.backend=torch", *steps), tmp_path / "torch")
+    torch.testing.assert_close(torch.tensor(result.weight), torch.tensor(expected.weight))
+    checked = check(compose("model.backend=reference"))
+    assert checked.backend == "reference"
+    assert batching.job_bytes(checked.geometry, "reference") == 7 * 6 * 7  # the 6x8 task: 6x7 out
+    assert batching.group_key(checked.config, checked.geometry, "reference") is None  # no batching
+    with pytest.raises(
+        ConfigError, match=r"^model.backend=reference: at most 100 outputs, not 1600"
+    ):
+        validate(compose("model.backend=reference", "task.height=40", "task.width=41"))
+    with pytest.raises(ConfigError, match=r"^model.backend=elsewhere: runs on the MPS only"):
+        check(compose("model.backend=elsewhere"))
+
+
 def test_an_unknown_choice_fails_loudly():
     for override, key in [("model.init=ones", "model.init"), ("task.image=photo", "task.image")]:
         with pytest.raises(ConfigError, match=f"^{key}=.*must be one of"):
@@ -121,3 +164,4 @@ def test_readme_extending_section_shows_each_change():
     section = readme.split("## Extending", 1)[1].split("\n## ", 1)[0]
     for needle in ("conf/optim/", "conf/experiment/", "NAMED_KERNELS", "IMAGES", "INITS"):
         assert needle in section, needle
+    assert "BACKENDS" in section

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kernellab.artifacts import read_metrics
+from kernellab.rundir import read_metrics
 from kernellab.tracking import read_scalars
 from tests.helpers import TRAIN_PY
 

@@ -10,8 +10,8 @@ from PIL import Image
 from kernellab.config import compose
 from kernellab.data import photo
 from kernellab.errors import ConfigError
-from kernellab.geometry import validate
-from kernellab.train import train
+from kernellab.training import train
+from kernellab.validation import validate
 
 
 def write_png(path, pixels):
@@ -100,7 +100,7 @@ def test_the_fused_step_trains_as_the_torch_step(tmp_path, geometry):
 
 
 def test_auto_picks_the_fused_step_for_big_images_on_the_cpu(tmp_path):
-    from kernellab.train import backend_of
+    from kernellab.checks import backend_of
 
     def backend(*overrides):
         cfg = compose(*overrides)

@@ -18,7 +18,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from kernellab.artifacts import write_metrics
 from kernellab.report import (
     SweepReport,
     best_line,
@@ -27,6 +26,7 @@ from kernellab.report import (
     swept_values,
     write_report,
 )
+from kernellab.rundir import write_metrics
 from tests.helpers import run_cli
 
 SUMMARIES = ["summary.csv", "summary_groups.csv", "summary.md", "summary.png"]

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from kernellab import signals
-from kernellab.artifacts import read_metrics
+from kernellab.rundir import read_metrics
 from kernellab.signals import StopRequest
 from kernellab.tracking import read_scalars
 from tests.helpers import TRAIN_PY, run_cli

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from kernellab.artifacts import read_metrics
-from kernellab.slurm import resume_override
+from kernellab.paths import resume_override
+from kernellab.rundir import read_metrics
 from tests.helpers import TRAIN_PY, run_cli
 from tests.test_train import raw_scalar_steps
 

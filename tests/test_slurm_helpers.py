@@ -13,10 +13,10 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from kernellab import slurm
-from kernellab.artifacts import write_metrics
-from kernellab.callbacks import SweepReport
+from kernellab import paths, slurm
+from kernellab.callbacks import SweepSummary
 from kernellab.errors import UserError
+from kernellab.rundir import write_metrics
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ from kernellab.errors import UserError
     ],
 )
 def test_resume_override_gives_hydra_the_dir_unchanged(job_dir):
-    (override,) = OverridesParser.create().parse_overrides([slurm.resume_override(Path(job_dir))])
+    (override,) = OverridesParser.create().parse_overrides([paths.resume_override(Path(job_dir))])
     assert override.key_or_group == "trainer.resume"
     assert override.value() == str(Path(job_dir))
 
@@ -151,7 +151,7 @@ def test_an_interrupted_job_makes_the_multirun_exit_1_with_one_line_each(tmp_pat
         (job / ".hydra" / "overrides.yaml").write_text(f"- optim.lr=0.{num + 1}\n")
         write_metrics(job, {"status": status, "final_loss": 0.5, "signal": "SIGTERM"})
     with pytest.raises(SystemExit) as stop:
-        SweepReport().on_multirun_end(
+        SweepSummary().on_multirun_end(
             OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
         )
     assert stop.value.code == 1
@@ -165,4 +165,4 @@ def test_an_interrupted_job_makes_the_multirun_exit_1_with_one_line_each(tmp_pat
         text=True,
         check=True,
     ).stdout.splitlines()
-    assert args == [slurm.resume_override(tmp_path / "1_optim.lr=0.2"), "optim.lr=0.2"]
+    assert args == [paths.resume_override(tmp_path / "1_optim.lr=0.2"), "optim.lr=0.2"]

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from kernellab.artifacts import read_metrics
+from kernellab.rundir import read_metrics
 from kernellab.runtime import available_cores
 from kernellab.tracking import read_scalars
 from tests.helpers import run_cli

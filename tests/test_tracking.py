@@ -13,8 +13,8 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch.utils.tensorboard.summary import histogram
 
-from kernellab.artifacts import read_metrics
 from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, heatmap
+from kernellab.rundir import read_metrics
 from kernellab.tracking import (
     HISTOGRAM_BINS,
     histogram_summaries,
@@ -23,7 +23,7 @@ from kernellab.tracking import (
     hyperparameters,
     read_scalars,
 )
-from kernellab.train import train
+from kernellab.training import train
 
 # Spelt out, as the README's tag table promises them.
 IMAGE_TAGS = [

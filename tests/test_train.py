@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (import cost outside timings)
 
-from kernellab.artifacts import METRICS_FILE
 from kernellab.checkpoint import CHECKPOINT_FILE
 from kernellab.errors import ConfigError, UserError
 from kernellab.ops import corr2d_reference
+from kernellab.rundir import METRICS_FILE
 from kernellab.tracking import read_scalars
-from kernellab.train import train
+from kernellab.training import train
 
 EDGE = torch.tensor([[-1.0, 1.0]])
 

@@ -1,4 +1,6 @@
-"""`hydra/launcher=batched` for kernellab: a batch of sweep jobs trained as few programs as can be.
+"""`hydra/launcher=batched` for kernellab: a batch of sweep jobs trained as few programs as can be;
+an adapter over kernellab.lifecycle (each job's check, records and summary) around
+kernellab.training.train_group.
 
 The launcher (src/hydra_plugins/kernellab_batched_launcher) composes and places every job of a
 batch, then hands them here. Jobs are grouped by `batching.group_key`; each group (split to fit
@@ -15,12 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra_plugins.kernellab_batched_launcher import PreparedJob
-from kernellab import batching, runtime
-from kernellab.callbacks import end_sweep, swept_keys
-from kernellab.cli import record_failure, record_not_started
+from kernellab import batching, lifecycle, runtime
+from kernellab.checks import Checked
 from kernellab.errors import UserError
 from kernellab.signals import SWEEP
-from kernellab.train import Checked, Job, check, recorded_objective, summary_lines, train_group
+from kernellab.training import Job, train_group
 
 log = logging.getLogger("kernellab")
 
@@ -32,14 +33,14 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
     checked, keys = {}, {}
     for job in jobs:
         try:
-            checked[job.idx] = check(job.task_cfg, job.output_dir)
+            checked[job.idx] = lifecycle.check_job(job.task_cfg, job.output_dir)
         except UserError as error:  # refused: that job fails, the others go on
             _fail(job, error)
             continue
         finished = checked[job.idx].finished
         if finished is not None:  # trainer.resume=auto: a continued sweep's finished job
             job.start()
-            job.finish(recorded_objective(finished, job.task_cfg.objective))
+            job.finish(lifecycle.objective(finished, job.task_cfg.objective))
             continue
         geometry, backend = checked[job.idx].geometry, checked[job.idx].backend
         keys[job.idx] = batching.group_key(checked[job.idx].config, geometry, backend)
@@ -85,7 +86,7 @@ def _train(
     )
     try:
         cores = runtime.cores_for_this_job(first.config.hydra.launcher)
-        swept = swept_keys(first.config.hydra)  # the same for every job: read once
+        swept = lifecycle.swept_keys(first.config.hydra)  # the same for every job: read once
         results = train_group(
             [
                 Job(j.task_cfg, j.output_dir, lg, swept, checked[j.idx])
@@ -94,8 +95,7 @@ def _train(
             cores,
         )
         for result, logger in zip(results, loggers, strict=True):
-            for line in summary_lines(result):
-                logger.info(line)
+            lifecycle.report(result, logger)
     except Exception as error:  # a bug or a refusal of the whole group: every job records it
         if not isinstance(error, UserError):
             log.exception("group %d failed", number)
@@ -124,7 +124,7 @@ def _fail(job: PreparedJob, error: Exception) -> None:
     if not job.started:
         job.start()
     with job.activate(env=False):
-        value = record_failure(job.output_dir, error)
+        value = lifecycle.record_failure(job.output_dir, error)
     job.finish(value)
 
 
@@ -133,9 +133,9 @@ def _stop(jobs: Sequence[PreparedJob], signal_name: str) -> None:
     for job in jobs:
         if not job.finished:
             job.start()
-            record_not_started(job.output_dir)
+            lifecycle.record_not_started(job.output_dir)
             job.finish(math.inf)
-    end_sweep(Path(jobs[0].config.hydra.sweep.dir), signal_name)
+    lifecycle.end_sweep(Path(jobs[0].config.hydra.sweep.dir), signal_name)
 
 
 def _job_logger(job: PreparedJob) -> logging.Logger:

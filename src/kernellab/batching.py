@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
-from kernellab.config import AnyConfig
-from kernellab.geometry import Geometry
+from kernellab.backends import BACKENDS, DEFAULT
+from kernellab.resolved import AnyConfig
+from kernellab.validation import Geometry
 
 # What a group may take of the memory available when it starts (the rest: the process itself,
 # TensorBoard's buffers, other programs).
 MEMORY_SHARE = 0.5
-BYTES = 4  # float32
 MAX_GROUP = 4096  # beyond this the per-job Python work (optimizers, logging) dominates anyway
 
 
@@ -32,11 +32,11 @@ def group_key(cfg: AnyConfig, geometry: Geometry, backend: str) -> tuple[Any, ..
     The key is what fixes the program's shape and where it runs: the image's shape (after
     `horizontal`), kernel size, padding, stride, bias, device, thread setting and optimizer class.
     Seeds, pictures, target kernels, learning rates and other optimizer arguments, steps and
-    logging settings may differ. `model.backend` other than `torch` (the book's loop, our corr2d)
-    and `trainer.cuda_graph` can't be batched; nor can the fused one-pass step, which is for one
-    big image (`backend`: `model.backend` with `auto` resolved).
+    logging settings may differ. A backend whose entry says it doesn't batch (the book's loop, our
+    corr2d, the fused one-pass step for one big image) and `trainer.cuda_graph` can't be batched
+    (`backend`: `model.backend` with `auto` resolved).
     """
-    if backend != "torch" or cfg.trainer.cuda_graph:
+    if not BACKENDS[backend].batches or cfg.trainer.cuda_graph:
         return None
     return (
         geometry.input_shape,
@@ -59,20 +59,16 @@ def group_jobs(keys: Sequence[tuple[Any, ...] | None]) -> list[list[int]]:
 
 
 def job_bytes(geometry: Geometry, backend: str) -> int:
-    """Memory one job needs (and adds to a group), on the generous side: its image and target,
-    and for any backend but `fused` (which allocates nothing image-sized) F.conv2d's working
-    memory: prediction, gradients and unfolded windows (~16x the output for a 1x2 kernel,
-    measured on a 30000² image)."""
-    (h, w), (oh, ow), (kh, kw) = geometry.input_shape, geometry.output_shape, geometry.kernel_size
-    if backend == "fused":  # X, its padded copy for the target, Y and the prediction picture
-        return BYTES * 2 * (h * w + oh * ow)
-    return BYTES * (2 * h * w + oh * ow * (6 + 8 * kh * kw))
+    """Memory one job needs (and adds to a group), on the generous side: its backend's estimate."""
+    estimate = BACKENDS[backend].job_bytes
+    return estimate(geometry.input_shape, geometry.output_shape, geometry.kernel_size)
 
 
 def max_group_size(geometry: Geometry, device: torch.device) -> int:
     """How many such jobs fit in MEMORY_SHARE of the device's available memory, and in the open
     files the process may have (each job holds its event file and run-dir lock open)."""
-    fits = int(MEMORY_SHARE * available_memory(device) // job_bytes(geometry, "torch"))
+    # a group is one grouped F.conv2d: each job costs what a job of the default backend does
+    fits = int(MEMORY_SHARE * available_memory(device) // job_bytes(geometry, DEFAULT))
     return max(1, min(MAX_GROUP, fits, (open_files_allowed() - 64) // 2))
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from kernellab.artifacts import atomic_write
 from kernellab.errors import ConfigError
+from kernellab.rundir import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

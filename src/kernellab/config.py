@@ -2,27 +2,29 @@
 
 The YAML in conf/ states only what differs from these defaults (the optimizer presets, the
 experiments, Hydra's settings). Each field's `help` is the one place its meaning is written down:
-`python -m kernellab.config` prints the README's reference table from it.
+`python -m kernellab.config` prints the README's reference table from it (kernellab.config_help).
+
+Importing this module registers the schema and the resolvers with Hydra; it must stay light (no
+torch: `python train.py --help` loads it), so the names of the choices come from
+kernellab.registry and kernellab.backends.
 """
 
 from __future__ import annotations
 
-import re
-import textwrap
-from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from kernellab.data import IMAGES, NAMED_KERNELS
-from kernellab.errors import show
-from kernellab.model import BACKENDS, INITS
+from kernellab import backends
+from kernellab.paths import AUTO_RESUME, job_dir, output_subdir, run_dir
+from kernellab.registry import IMAGES, INITS, NAMED_KERNELS
+
+__all__ = ["AUTO_RESUME", "CONF_DIR", "Config", "compose"]
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -65,12 +67,7 @@ class ModelConfig:
     init: str = _help(
         "randn", f"{_choices(INITS)}: `randn` as the seed notebook, `uniform` as nn.Conv2d."
     )
-    backend: str = _help(
-        "auto",
-        f"`auto`, {_choices(BACKENDS)}: F.conv2d; one fused pass for the step (CPU); our"
-        " vectorised op; the book's loop. `auto`: `fused` on the CPU from 256² outputs, else"
-        " `torch`.",
-    )
+    backend: str = _help(backends.AUTO, backends.help_text())
 
 
 # The default optimizer, the seed notebook's `w -= lr * grad` (see kernellab.optim).
@@ -162,46 +159,10 @@ class Config:
 ConfigStore.instance().store(name="config_schema", node=Config)
 
 
-AUTO_RESUME = "auto"  # trainer.resume: whatever this run's own dir holds
-
-
-def run_dir(resume: str | None, fresh: str) -> str:
-    """`hydra.run.dir`: a resumed run continues in its own dir; a new one gets `fresh`."""
-    if not resume or resume == AUTO_RESUME:
-        return fresh
-    return str(Path(resume).parent) if resume.endswith(".pt") else resume
-
-
-def output_subdir(resume: str | None, stamp: str, output_dir: str) -> str:
-    """`hydra.output_subdir`: a resumed run keeps its first `.hydra/` and files each resume's
-    beside it (with `trainer.resume=auto`: when the dir has one)."""
-    if resume == AUTO_RESUME:
-        resume = resume if (Path(output_dir) / ".hydra").is_dir() else None
-    return f".hydra/resume-{stamp}" if resume else ".hydra"
-
-
-def path_override(key: str, path: Path | str) -> str:
-    """`key=<path>`, quoted for Hydra's override parser if it needs it (a job dir's name holds
-    `=`, `,` and `[`)."""
-    if re.fullmatch(r"[\w./\-]+", str(path)):
-        return f"{key}={path}"
-    # Hydra's escapes: \" is a quote; backslashes are doubled only before a quote or at the end
-    quoted = re.sub(r'(\\*)"', lambda m: 2 * m[1] + '\\"', str(path))
-    quoted = re.sub(r"(\\+)$", lambda m: 2 * m[1], quoted)
-    return f'{key}="{quoted}"'
-
-
-MAX_DIRNAME = 200  # bytes; file systems allow 255
-
-
-def job_dir(num: int, overrides: str) -> str:
-    """`hydra.sweep.subdir`: `3_model.kernel_size=[1,3],optim.lr=0.001`, safe as one path part."""
-    name = f"{num}_{overrides}" if overrides else str(num)
-    return re.sub(r"[^\w.,=+\-\[\]]", "_", name)[:MAX_DIRNAME]
-
-
 def _options_help() -> str:
-    return options_help()  # defined below; resolved only when --help prints
+    from kernellab.config_help import options_help  # only when --help prints
+
+    return options_help()
 
 
 for _name, _resolver in (
@@ -223,134 +184,7 @@ def compose(*overrides: str) -> DictConfig:
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
-class Resolved(Mapping[str, Any]):
-    """A config resolved to plain Python (`plain`: its dicts and lists), read like the DictConfig
-    it came from (`cfg.model.bias`, `cfg.optim.get("lr")`, `cfg["seed"]`). A read costs ~0.1 µs
-    where OmegaConf resolves each at ~20 µs, and a job's config is read a few hundred times on its
-    way to training: about 2 ms a job of a big sweep."""
-
-    __slots__ = ("plain",)
-
-    def __init__(self, plain: dict[str, Any]) -> None:
-        self.plain = plain
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.plain[key]
-        return Resolved(value) if isinstance(value, dict) else value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.plain)
-
-    def __len__(self) -> int:
-        return len(self.plain)
-
-    def __repr__(self) -> str:
-        return f"Resolved({self.plain!r})"
-
-
-AnyConfig = DictConfig | Resolved  # a config as Hydra composed it, or resolved by check()
-
-
-def resolved(cfg: AnyConfig) -> Resolved:
-    """`cfg` without its `hydra` node (Hydra's settings, resolvable only inside a job), every
-    interpolation resolved, as plain Python; a missing `???` value raises, as reading it from
-    the DictConfig would."""
-    if isinstance(cfg, Resolved):
-        return cfg
-    plain = {}
-    for key in cfg:
-        if key != "hydra":
-            value = cfg[key]
-            if OmegaConf.is_config(value):
-                value = OmegaConf.to_container(value, resolve=True, throw_on_missing=True)
-            plain[key] = value
-    return Resolved(plain)
-
-
-def config_yaml(plain: dict[str, Any]) -> str:
-    """A resolved config (`Resolved.plain`) as YAML, through libyaml: OmegaConf.to_yaml's
-    pure-Python dumper takes ~7 ms, which a sweep of 1,000 jobs pays 1,000 times.
-
-    Top-level entries are dumped one by one (the lines are the same as in a whole dump), each
-    kept by its `repr`: the jobs of a sweep share most of them (`repr` tells 1 from 1.0 and True,
-    which `==` doesn't)."""
-    return "".join(_entry_yaml(key, repr(value), value) for key, value in plain.items())
-
-
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_YAML_BY_REPR: dict[tuple[str, str], str] = {}
-
-
-def _entry_yaml(key: str, value_repr: str, value: Any) -> str:
-    text = _YAML_BY_REPR.get((key, value_repr))
-    if text is None:
-        if len(_YAML_BY_REPR) >= 1024:  # a sweep varies a few entries; don't grow without end
-            _YAML_BY_REPR.clear()
-        text = yaml.dump({key: value}, Dumper=_DUMPER, sort_keys=False, allow_unicode=True)
-        _YAML_BY_REPR[(key, value_repr)] = text
-    return text
-
-
-def reference_table() -> str:
-    """The README's table of every config key: default and meaning, read from the schema."""
-    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
-    for key, default, text in schema_rows():
-        lines.append(f"| `{key}` | `{show(default)}` | {text} |")
-    return "\n".join(lines)
-
-
-def schema_rows() -> list[tuple[str, Any, str]]:
-    """(key, default, help) for every documented key, in the schema's order."""
-    return [(key, default, text) for key, default, text, _ in _schema_rows(Config, "")]
-
-
-def schema_types() -> dict[str, str]:
-    """key -> its type as the schema writes it: `int`, `float | None`, `list[int]`, `Any`, ..."""
-    return {key: kind for key, _, _, kind in _schema_rows(Config, "")}
-
-
-def _schema_rows(schema: type, prefix: str) -> list[tuple[str, Any, str, str]]:
-    rows = []
-    for f in fields(schema):
-        if is_dataclass(f.type) or (
-            f.default_factory is not MISSING and is_dataclass(f.default_factory)
-        ):
-            rows += _schema_rows(f.default_factory, f"{prefix}{f.name}.")
-        elif f.name == "optim":
-            rows += [
-                (f"optim.{k}", GRADIENT_DESCENT[k], text, type(GRADIENT_DESCENT[k]).__name__)
-                for k, text in OPTIM_HELP.items()
-            ]
-        elif "help" in f.metadata:
-            default = f.default if f.default is not MISSING else f.default_factory()
-            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            rows.append((prefix + f.name, default, f.metadata["help"], kind))
-    return rows
-
-
-HELP_WIDTH = 92
-
-
-def options_help() -> str:
-    """`python train.py --help`'s option list: every key with its default, type and meaning,
-    from the schema's help texts (the README's reference table, for a terminal)."""
-    types = schema_types()
-    blocks = []
-    for key, default, text in schema_rows():
-        kind = types[key]
-        kind = kind.replace(" | None", " or null")
-        head = f"  {key}={show(default)}" + (f"  ({kind})" if kind != "Any" else "")
-        body = textwrap.fill(text, HELP_WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6)
-        blocks.append(f"{head}\n{body}")
-    # `$` would start a substitution in Hydra's help template (string.Template)
-    return "\n".join(blocks).replace("$", "$$")
-
-
 if __name__ == "__main__":
+    from kernellab.config_help import reference_table
+
     print(reference_table())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,14 +14,9 @@ import torch
 from kernellab.errors import ConfigError
 from kernellab.image_files import PictureError, picture_size, read_picture
 from kernellab.ops import IntOrPair, Pair, conv2d_in_bands
+from kernellab.registry import IMAGES, NAMED_KERNELS
 
-# Named kernels: the classic edge detectors and filters users ask for by name.
-NAMED_KERNELS: dict[str, list[list[float]]] = {
-    "sobel_x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
-    "sobel_y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
-    "laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
-    "box_blur": [[1 / 9] * 3] * 3,
-}
+__all__ = ["IMAGES", "NAMED_KERNELS", "Task", "input_image", "make_task", "target_kernel"]
 
 
 @dataclass(frozen=True)
@@ -35,25 +30,6 @@ def target_kernel(matrix: Sequence[Sequence[float]], orientation: str) -> torch.
     """The target kernel as a tensor; `horizontal` transposes it."""
     K = torch.tensor(matrix, dtype=torch.float32)
     return K.t().contiguous() if orientation == "horizontal" else K
-
-
-def _stripes(height: int, width: int, stripe: Sequence[int]) -> torch.Tensor:
-    """The book's picture: ones, with columns [a, b) set to 0 (`X[:, 2:6] = 0`)."""
-    X = torch.ones(height, width)
-    X[:, stripe[0] : stripe[1]] = 0
-    return X
-
-
-def _random(height: int, width: int, stripe: Sequence[int]) -> torch.Tensor:
-    """Uniform noise in [0, 1) from the global RNG (seeded by `seed`)."""
-    return torch.rand(height, width)
-
-
-# `task.image`: name -> (height, width, stripe) -> X. Adding a picture is one entry here.
-IMAGES: dict[str, Callable[[int, int, Sequence[int]], torch.Tensor]] = {
-    "stripes": _stripes,
-    "random": _random,
-}
 
 
 def input_image(

@@ -27,6 +27,12 @@ class ConfigError(UserError, ValueError):
         self.key = key
 
 
+def require(ok: Any, key: str, value: Any, allowed: str) -> None:
+    """ConfigError(key, value, allowed) unless `ok`."""
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
 def exit_with_error(error: UserError | str, status: int = EXIT_USAGE) -> NoReturn:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(status)

@@ -87,7 +87,7 @@ def truncate_after(run_dir: Path, step: int) -> None:
     otherwise repeat steps for readers that ignore TensorBoard's purge event (tbparse, pandas
     exports); a record cut short by the kill is dropped too.
     """
-    from kernellab.artifacts import atomic_write
+    from kernellab.rundir import atomic_write
 
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
         data = path.read_bytes()

@@ -22,9 +22,9 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from kernellab.artifacts import atomic_write
-from kernellab.config import job_dir
 from kernellab.eventfile import event_file_bytes
+from kernellab.paths import job_dir
+from kernellab.rundir import atomic_write
 from kernellab.studies import Group
 from kernellab.tracking import (
     ERROR_TAG,

@@ -17,11 +17,11 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from kernellab.backends import BACKENDS
 from kernellab.console import Heartbeat, number
 from kernellab.data import kernel_error
 from kernellab.model import Conv2D
 from kernellab.signals import StopRequest
-from kernellab.stencil import fused_sse
 
 FLUSH_SECONDS = 1.0  # console and event files lag training by at most this much
 BUFFER_ROWS = 1024
@@ -98,14 +98,10 @@ def _single_step(
     model: Conv2D, optimizer, X: torch.Tensor, Y: torch.Tensor, active: list[bool]
 ) -> Step:
     """A group of one: the model's own backend, and not one autograd node more than the book's;
-    `fused`: forward, loss and gradients in one pass over the image."""
-
-    if model.backend == "fused":
-
-        def loss_of() -> torch.Tensor:
-            return fused_sse(
-                X, Y, model.weight, model.bias, model.padding, model.stride, backend="numba"
-            )
+    a backend with a loss of its own (`fused`: one pass over the image) computes it."""
+    build_loss = BACKENDS[model.backend].loss
+    if build_loss is not None:
+        loss_of = build_loss(model, X, Y)
     else:
 
         def loss_of() -> torch.Tensor:

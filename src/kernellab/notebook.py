@@ -14,9 +14,10 @@ from hydra.core.global_hydra import GlobalHydra
 
 from hydra_plugins.kernellab_batched_launcher import batch_runner
 from kernellab.batch_runner import run_batch
-from kernellab.cli import run
-from kernellab.config import CONF_DIR, path_override
+from kernellab.config import CONF_DIR
 from kernellab.errors import EXIT_JOBS_FAILED
+from kernellab.hydra_job import run
+from kernellab.paths import path_override
 from kernellab.report import Study, load
 
 

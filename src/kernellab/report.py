@@ -27,18 +27,18 @@ from typing import Any
 
 import numpy as np
 import yaml
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab import chart
-from kernellab.artifacts import atomic_write, in_use, read_metrics
+from kernellab._hydra_private import BasicSweeper
 from kernellab.checkpoint import CHECKPOINT_FILE
-from kernellab.config import AUTO_RESUME, path_override
-from kernellab.config import job_dir as subdir_name
 from kernellab.errors import EXIT_USAGE
 from kernellab.eventfile import scalar_curves
 from kernellab.group_runs import CURVE_TAGS, Curves, quantile_curve, write_group_runs
+from kernellab.paths import AUTO_RESUME, path_override
+from kernellab.paths import job_dir as subdir_name
+from kernellab.rundir import atomic_write, in_use, read_metrics
 from kernellab.studies import (
     GROUP_COLUMNS,
     Group,

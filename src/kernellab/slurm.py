@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kernellab.config import AUTO_RESUME, path_override
 from kernellab.errors import UserError
+from kernellab.paths import AUTO_RESUME
 
 log = logging.getLogger("kernellab")
 
@@ -86,18 +86,13 @@ def restart_count() -> int:
 
 def with_resume(overrides: Sequence[str]) -> list[str]:
     """A requeued job's overrides: `trainer.resume=auto`, so it continues from the checkpoint its
-    own dir holds, or starts over if it had saved none (see kernellab.train.check)."""
+    own dir holds, or starts over if it had saved none (see kernellab.checks.check)."""
     overrides = list(overrides)
     if restart_count() == 0:
         return overrides
     log.info("requeued (restart %d): continuing in its own dir", restart_count())
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "trainer.resume"]
     return [*kept, f"trainer.resume={AUTO_RESUME}"]
-
-
-def resume_override(job_dir: Path) -> str:
-    """`trainer.resume="<dir>"`, quoted for Hydra: job dir names hold `=` and `,`."""
-    return path_override("trainer.resume", job_dir)
 
 
 @contextmanager

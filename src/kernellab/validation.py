@@ -1,32 +1,30 @@
-"""The checks Hydra's types can't do, and the shapes of a run they establish.
+"""Every value check Hydra's types can't do, and the shapes of a run they establish (`Geometry`).
 
 `validate(cfg)` raises ConfigError on the first bad value, naming the key, the value and what is
-allowed; it runs before Hydra creates a run dir (callbacks.Preflight) and again in train().
+allowed; it runs before Hydra creates a run dir (callbacks.Preflight) and again in train(). The
+allowed names come from the registries (kernellab.registry, kernellab.backends); the optimizer's
+checks are kernellab.optim's.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch.optim  # loaded with torch anyway: constructing an optimizer is what costs
 from omegaconf import ListConfig, OmegaConf
 
-from kernellab.config import OBJECTIVES, AnyConfig, Resolved
-from kernellab.data import IMAGES, NAMED_KERNELS, photo_size
-from kernellab.errors import ConfigError
-from kernellab.model import AUTO, BACKENDS, INITS
+from kernellab.backends import AUTO, BACKENDS, size_refusal
+from kernellab.config import OBJECTIVES
+from kernellab.data import photo_size
+from kernellab.errors import require
 from kernellab.ops import Pair, output_shape, pair
-from kernellab.optim import GradientDescent
+from kernellab.optim import FLOAT32_MAX, GradientDescent, validate_optimizer
+from kernellab.registry import IMAGES, INITS, NAMED_KERNELS
+from kernellab.resolved import AnyConfig
 
 MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
-FLOAT32_MAX = 3.4028234663852886e38
-# The `loop` backend's step takes ~50 µs an output: bounded, so a signal is honoured within seconds
-MAX_LOOP_OUTPUTS = 128 * 128
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,13 @@ class Geometry:
 
 def validate(cfg: AnyConfig) -> Geometry:
     """Check every value Hydra's types let through; raise ConfigError on the first bad one."""
-    _require(0 <= cfg.seed < MAX_SEED, "seed", cfg.seed, "must be an int in [0, 2^63)")
+    require(0 <= cfg.seed < MAX_SEED, "seed", cfg.seed, "must be an int in [0, 2^63)")
     _require_choice("objective", cfg.objective, OBJECTIVES)
     task, model = cfg.task, cfg.model
-    _require(task.height >= 1, "task.height", task.height, "must be an int >= 1")
-    _require(task.width >= 1, "task.width", task.width, "must be an int >= 1")
+    require(task.height >= 1, "task.height", task.height, "must be an int >= 1")
+    require(task.width >= 1, "task.width", task.width, "must be an int >= 1")
     stripe = list(task.stripe)
-    _require(
+    require(
         len(stripe) == 2 and 0 <= stripe[0] <= stripe[1] <= task.width,
         "task.stripe",
         stripe,
@@ -63,7 +61,7 @@ def validate(cfg: AnyConfig) -> Geometry:
         target_hw, input_hw = target_hw[::-1], input_hw[::-1]
 
     kernel_size = target_hw if model.kernel_size is None else _pair("model.kernel_size", model, 1)
-    _require(
+    require(
         kernel_size[0] >= target_hw[0] and kernel_size[1] >= target_hw[1],
         "model.kernel_size",
         list(kernel_size),
@@ -72,7 +70,7 @@ def validate(cfg: AnyConfig) -> Geometry:
     padding = _pair("model.padding", model, 0)
     stride = _pair("model.stride", model, 1)
     padded = (input_hw[0] + 2 * padding[0], input_hw[1] + 2 * padding[1])
-    _require(
+    require(
         kernel_size[0] <= padded[0] and kernel_size[1] <= padded[1],
         "model.kernel_size",
         list(kernel_size),
@@ -81,14 +79,8 @@ def validate(cfg: AnyConfig) -> Geometry:
     _require_choice("model.init", model.init, INITS)
     _require_choice("model.backend", model.backend, (AUTO, *BACKENDS))
     outputs = output_shape(input_hw, kernel_size, padding, stride)
-    _require(
-        model.backend != "loop" or outputs[0] * outputs[1] <= MAX_LOOP_OUTPUTS,
-        "model.backend",
-        "loop",
-        f"the book's Python loop is for small problems (at most {MAX_LOOP_OUTPUTS} outputs, a"
-        f" second or so a step; this one has {outputs[0] * outputs[1]}): use auto, torch, fused or"
-        " corr2d",
-    )
+    too_big = size_refusal(model.backend, outputs[0] * outputs[1])
+    require(too_big is None, "model.backend", model.backend, str(too_big))
     optimizer = validate_optimizer(cfg.optim)
     _validate_trainer_and_logger(cfg, optimizer)
     return Geometry(
@@ -105,7 +97,7 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
     """The picture's (height, width) before `horizontal`, and how to name it in a message."""
     resize = task.resize
     if resize is not None:
-        _require(
+        require(
             len(resize) == 2 and all(_is_int(v) and v >= 1 for v in resize),
             "task.resize",
             resize,
@@ -114,7 +106,7 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
     if task.image in IMAGES:
         return (task.height, task.width), "image"
     size = photo_size(task.image)
-    _require(
+    require(
         isinstance(size, tuple),
         "task.image",
         task.image,
@@ -124,98 +116,52 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
     return shape, f"image {task.image}"
 
 
-def optimizer_class(optim: AnyConfig) -> type:
-    """The class `optim._target_` names; ConfigError unless it is an optimizer."""
-    target = optim.get("_target_")
-    module, _, name = str(target).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name, None)
-    except (ImportError, ValueError):  # no such module, or an empty name
-        cls = None
-
-    _require(
-        isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer | GradientDescent),
-        "optim._target_",
-        target,
-        "must name an optimizer class, e.g. torch.optim.SGD (see conf/optim/)",
-    )
-    return cls
-
-
-def optimizer_arguments(optim: AnyConfig) -> dict[str, Any]:
-    """What the optimizer class is constructed with, besides the parameters."""
-    plain = optim.plain if isinstance(optim, Resolved) else OmegaConf.to_container(optim)
-    return {k: v for k, v in plain.items() if not k.startswith("_")}
-
-
-def validate_optimizer(optim: AnyConfig) -> type:
-    cls = optimizer_class(optim)
-    accepted = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    for key, value in optimizer_arguments(optim).items():
-        _require(
-            takes_any or (key in accepted and key not in ("self", "params")),
-            f"optim.{key}",
-            value,
-            f"is not an argument of {cls.__name__}; it takes "
-            + ", ".join(k for k in accepted if k not in ("self", "params")),
-        )
-    lr = optim.get("lr")
-    _require(
-        isinstance(lr, int | float) and 0 < lr <= FLOAT32_MAX,
-        "optim.lr",
-        lr,
-        f"must be > 0 and at most float32's max ({FLOAT32_MAX:.4g})",
-    )
-    return cls
-
-
 def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
     trainer, logger = cfg.trainer, cfg.logger
-    _require(trainer.steps >= 0, "trainer.steps", trainer.steps, "must be an int >= 0")
-    _require(
+    require(trainer.steps >= 0, "trainer.steps", trainer.steps, "must be an int >= 0")
+    require(
         trainer.print_every is None or trainer.print_every >= 1,
         "trainer.print_every",
         trainer.print_every,
         "must be >= 1 or null",
     )
     threshold = trainer.divergence_threshold
-    _require(
+    require(
         threshold is None or (math.isfinite(threshold) and threshold > 1),
         "trainer.divergence_threshold",
         threshold,
         "must be a number > 1 or null",
     )
-    _require(
+    require(
         trainer.resume is None or str(trainer.resume).strip(),
         "trainer.resume",
         trainer.resume,
         "must be a run dir or its checkpoint.pt (or null for a new run)",
     )
     every = trainer.checkpoint_every_s
-    _require(
+    require(
         every is None or (math.isfinite(every) and every > 0),
         "trainer.checkpoint_every_s",
         every,
         "must be a number of seconds > 0, or null",
     )
     threads = trainer.num_threads
-    _require(
+    require(
         threads == "auto" or (_is_int(threads) and threads >= 1),
         "trainer.num_threads",
         threads,
         "must be `auto` or an int >= 1",
     )
     if trainer.cuda_graph:
-        _require(
+        require(
             optimizer is GradientDescent,
             "trainer.cuda_graph",
             True,
             "works with optim=sgd only",
         )
-    _require(logger.log_every >= 1, "logger.log_every", logger.log_every, "must be >= 1")
+    require(logger.log_every >= 1, "logger.log_every", logger.log_every, "must be >= 1")
     snapshots = logger.snapshot_every
-    _require(
+    require(
         snapshots is None or snapshots >= 1,
         "logger.snapshot_every",
         snapshots,
@@ -229,7 +175,7 @@ def _target_kernel(spec: Any) -> list[list[float]]:
         _require_choice(key, spec, NAMED_KERNELS)
         return [[float(v) for v in row] for row in NAMED_KERNELS[spec]]
     rows = OmegaConf.to_container(spec) if isinstance(spec, ListConfig) else spec
-    _require(
+    require(
         isinstance(rows, list)
         and rows
         and all(isinstance(r, list) and r and len(r) == len(rows[0]) for r in rows)
@@ -245,7 +191,7 @@ def _target_kernel(spec: Any) -> list[list[float]]:
 def _pair(key: str, node: AnyConfig, minimum: int) -> Pair:
     value = node[key.rsplit(".", 1)[1]]
     items = list(value) if isinstance(value, ListConfig | Sequence) else [value]
-    _require(
+    require(
         len(items) in (1, 2) and all(_is_int(v) and v >= minimum for v in items),
         key,
         value,
@@ -254,13 +200,8 @@ def _pair(key: str, node: AnyConfig, minimum: int) -> Pair:
     return pair(items[0] if len(items) == 1 else items)
 
 
-def _require(ok: Any, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(key, value, allowed)
-
-
 def _require_choice(key: str, value: Any, choices: Any) -> None:
-    _require(value in choices, key, value, "must be one of " + ", ".join(choices))
+    require(value in choices, key, value, "must be one of " + ", ".join(choices))
 
 
 def _is_int(value: Any) -> bool:

@@ -1,0 +1,293 @@
+"""A job's and a sweep's lifecycle, in one place: where a job starts, ends, is recorded and is
+summarised, and where a sweep is checked, started and ended.
+
+A job: `check_job` (values, device, memory, resume) → already finished (`trainer.resume=auto`)?
+its recorded `objective` → train (kernellab.training) → `report` its summary lines → its
+`objective` for the sweeper. A job that fails is `record_failure`d, one the sweep's stop came
+before `record_not_started`; both give the sweeper inf.
+
+A sweep: `before_sweep` (refuse a bad one) → `start_sweep` (multirun.yaml, the stop on a signal)
+→ its jobs → `end_multirun` (summary, exit 1 if a job failed); after SIGINT/SIGTERM `end_sweep`
+(summary, what to do next, exit 130/143), waiting first for jobs running in other processes
+(`_stop_workers`).
+
+The adapters over this module, none of which imports another: kernellab.hydra_job (Hydra's task
+function: one job, every launcher), kernellab.batch_runner (`hydra/launcher=batched`: a batch as
+few programs), kernellab.slurm with hydra_plugins.kernellab_slurm (a SLURM job: requeue,
+continue), kernellab.callbacks (Hydra's callbacks). docs/architecture.md draws the paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shlex
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from kernellab.config_help import schema_rows
+from kernellab.console import number, numbers
+from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
+from kernellab.paths import resume_override
+from kernellab.rundir import RunLock, ensure_no_run, ensure_writable, locked_runs, write_metrics
+from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
+from kernellab.signals import SWEEP, exit_status
+from kernellab.studies import check_settings
+
+if TYPE_CHECKING:
+    from kernellab.checks import Checked
+    from kernellab.results import TrainResult
+
+log = logging.getLogger("kernellab")
+
+_MISSING = object()
+
+# ---- a job ----------------------------------------------------------------------------------------
+
+
+def check_job(cfg: Any, run_dir: Path | None) -> Checked:
+    """Everything training would refuse, before anything is written (kernellab.checks)."""
+    from kernellab.checks import check  # imports torch: not before it is needed
+
+    return check(cfg, run_dir)
+
+
+def check_run(config: DictConfig) -> None:
+    """A single run, before Hydra creates its dir: its values, its dir writable and free."""
+    run_dir = str(config.hydra.run.dir).strip()
+    if not run_dir:
+        raise ConfigError("hydra.run.dir", run_dir, "must be a directory path")
+    check_job(config, Path(run_dir))
+    ensure_writable(Path(run_dir))
+    if not config.trainer.resume:
+        ensure_no_run(Path(run_dir))
+    RunLock(Path(run_dir)).release()  # another process training there: refused now
+
+
+def objective(record: Mapping[str, Any], name: str = "final_loss") -> float:
+    """What a sweeper minimises (`objective`: final_loss or kernel_error), from a run's result or
+    its metrics.json; inf when the run has none (it diverged)."""
+    value = None if record["status"] == "diverged" else record.get(name)
+    return math.inf if value is None else value
+
+
+def summary_lines(result: TrainResult) -> list[str]:
+    """A trained job's last lines: its kernel, bias and distance from the target."""
+    lines = [f"weight: {numbers(result.weight)}"]
+    if result.bias is not None:
+        lines.append(f"bias: {number(result.bias)}")
+    return [*lines, f"kernel_error: {number(result.kernel_error)}"]
+
+
+def report(result: TrainResult, logger: logging.Logger = log) -> None:
+    for line in summary_lines(result):
+        logger.info(line)
+
+
+def record_not_started(run_dir: Path) -> None:
+    write_metrics(run_dir, {"status": "not started", "final_loss": None})
+
+
+def record_failure(run_dir: Path, error: Exception) -> float:
+    """A failed sweep job: metrics.json says why; the sweeper sees inf."""
+    message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+    log.error("error: %s", message)
+    write_metrics(run_dir, {"status": "failed", "error": message, "final_loss": None})
+    return math.inf
+
+
+def in_submitit_job() -> bool:
+    return "SUBMITIT_EXECUTOR" in os.environ
+
+
+def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
+    """The config keys this run's sweep varies, the same in every job; for a single run, the keys
+    its command line overrides. A group override counts by its group name (`optim=adam`: `optim`).
+
+    A sweep's keys are its sweeper's search space (Optuna's `hydra.sweeper.params`) and the
+    sweep overrides of its command line, from `<sweep dir>/multirun.yaml` (each job's own
+    overrides hold single values only).
+    """
+    from kernellab.report import MULTIRUN_YAML
+
+    parser = OverridesParser.create()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        overrides = parser.parse_overrides(list(hydra_cfg.overrides.task))
+        return tuple(sorted({o.key_or_group for o in overrides}))
+    keys = set(hydra_cfg.sweeper.get("params") or {})
+    multirun_yaml = Path(hydra_cfg.sweep.dir) / MULTIRUN_YAML
+    if multirun_yaml.exists():
+        task = OmegaConf.load(multirun_yaml).hydra.overrides.task
+        keys |= {
+            o.key_or_group for o in parser.parse_overrides(list(task)) if o.is_sweep_override()
+        }
+    return tuple(sorted(keys))
+
+
+# ---- a sweep --------------------------------------------------------------------------------------
+
+
+def before_sweep(config: DictConfig) -> None:
+    """Refuse a bad sweep before Hydra creates its dir; then Optuna's log lines, if it searches,
+    go uncoloured to a file or a pipe."""
+    _check_sweep(config)
+    ensure_writable(Path(config.hydra.sweep.dir))
+    if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
+        from kernellab._optuna_private import plain_logs_off_terminal
+
+        plain_logs_off_terminal()
+
+
+def _check_sweep(config: DictConfig) -> None:
+    """Refuse an empty sweep, a key that is not in the config, and n_jobs < 1."""
+    n_jobs = config.hydra.launcher.get("n_jobs")
+    if n_jobs is not None and joblib_workers(n_jobs) < 1:
+        raise ConfigError(
+            "hydra.launcher.n_jobs", n_jobs, "must be >= 1 (or -1 for all cores, as in joblib)"
+        )
+    parser = OverridesParser.create()
+    for override in parser.parse_overrides(list(config.hydra.overrides.task)):
+        is_group = override.key_or_group in config.hydra.runtime.choices  # e.g. optim=adam
+        if is_group or override.is_add() or override.is_delete() or override.is_force_add():
+            continue
+        key, value = override.input_line.split("=", 1)
+        if not _in_config(config, override.key_or_group):
+            raise ConfigError(key, value, "is not a config key (see `python train.py --cfg job`)")
+        if override.is_sweep_override() and not list(override.sweep_iterator()):
+            raise ConfigError(key, value, "the sweep has no values")
+        if override.is_sweep_override() and key.startswith("study."):
+            raise ConfigError(
+                key,
+                value,
+                "a study setting is one value per sweep (it names no job); to look at a sweep "
+                "another way: python -m kernellab.report SWEEP_DIR --recovered-within X",
+            )
+    sweeper = config.hydra.sweeper
+    for key, space in (sweeper.get("params") or {}).items():
+        if not _in_config(config, key):
+            raise ConfigError(
+                f"hydra.sweeper.params.{key}", space, "searches a key that is not in the config"
+            )
+    for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
+        if sweeper.get(key) is not None and sweeper[key] < 1:
+            raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
+    keys = [key for key, _, _ in schema_rows() if not key.startswith("study.")]
+    check_settings(config.study, keys, lambda key: _in_config(config, key))
+
+
+def _in_config(config: DictConfig, key: str) -> bool:
+    """Whether `key` names a node of the config (a null value counts; a missing key doesn't)."""
+    return OmegaConf.select(config, key, default=_MISSING) is not _MISSING
+
+
+def start_sweep(config: DictConfig) -> None:
+    """Every sweep dir gets the `multirun.yaml` Hydra's basic sweeper writes (Optuna's doesn't):
+    what marks a dir as a sweep for `python -m kernellab.report`, and the sweep's command line.
+    From here a signal ends the sweep with every job recorded."""
+    from kernellab.report import MULTIRUN_YAML
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    multirun_yaml = sweep_dir / MULTIRUN_YAML
+    if not multirun_yaml.exists():
+        multirun_yaml.parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, multirun_yaml)  # as the basic sweeper does: unresolved
+    if jobs_run_in_this_process(config.hydra.launcher):
+        SWEEP.install(runs_sweep=True)  # the running job stops; the next is `not started`
+    else:
+        SWEEP.install(runs_sweep=True, on_signal=lambda name: _stop_workers(sweep_dir, name))
+    if str(config.hydra.launcher.get("_target_", "")).endswith(".LocalLauncher"):
+        from kernellab._submitit_private import controllers_ignore_ctrl_c
+
+        controllers_ignore_ctrl_c()
+
+
+def end_multirun(config: DictConfig) -> None:
+    """The sweep's last job has returned: the summary; exit 1 if a job failed or is unfinished."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    if SWEEP.requested:  # a signal came after the last job had started
+        end_sweep(sweep_dir, SWEEP.signal_name)
+    problems = finish_sweep(sweep_dir)
+    for problem in problems[:-1]:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        exit_with_error(problems[-1], EXIT_JOBS_FAILED)
+
+
+FORWARD_AFTER_S = 2.0
+# A worker signalled while it starts a job takes the job's lock a moment later, then saves it
+SETTLE_S = 1.0
+
+
+def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
+    """The sweep's own process, its jobs running in others (joblib's workers, submitit's): wait
+    until every running job has saved its checkpoint, then end the sweep.
+
+    A Ctrl-C or SLURM's scancel reaches every process; a signal sent to this process alone is
+    passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S.
+    For SETTLE_S it waits even with no job locked: a job being started is about to be.
+    """
+    log.warning(
+        "%s received: the running jobs save their checkpoints, then the sweep ends", signal_name
+    )
+    now = time.monotonic()
+    forward_at, settled_at = now + FORWARD_AFTER_S, now + SETTLE_S
+    while (children := child_processes()) and (
+        locked_runs(sweep_dir) or time.monotonic() < settled_at
+    ):
+        if time.monotonic() >= forward_at:
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            forward_at = math.inf
+        time.sleep(0.05)
+    end_sweep(sweep_dir, signal_name)
+
+
+def end_sweep(sweep_dir: Path, signal_name: str) -> NoReturn:
+    """After SIGINT/SIGTERM: write the summary, say what to do next, exit 130/143."""
+    for problem in finish_sweep(sweep_dir):
+        print(f"error: {problem}", file=sys.stderr)
+    sys.exit(exit_status(signal_name))
+
+
+def finish_sweep(sweep_dir: Path) -> list[str]:
+    """Write the sweep's summary and print its best job; what went wrong, one line each (failed
+    jobs, then what was left unfinished and how to continue it), or nothing."""
+    from kernellab.report import headline, write_report
+
+    report = write_report(sweep_dir)
+    log.info(headline(report))
+    log.info("summary: %s", sweep_dir / "summary.md")
+    problems = []
+    if report.failed:
+        problems.append(f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}")
+    running = sum(row.status == "running" for row in report.rows)
+    if running:  # SLURM's jobs don't end with the process that submitted them
+        problems.append(f"{running} job(s) still running on their own (scancel stops SLURM jobs)")
+    unfinished = report.unfinished
+    if report.continue_with:
+        counts = Counter(row.status for row in unfinished)
+        said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        problems.append(f"{said}: continue the sweep with {report.continue_with}")
+    else:  # Optuna's trials can't be replayed: each interrupted one is continued alone
+        problems += [_interrupted(row) for row in unfinished if row.status == "interrupted"]
+    return problems
+
+
+def _interrupted(row: Any) -> str:
+    """One line for an interrupted job: how to continue it."""
+    # a search preset would make the command a new search: the job's own values are enough
+    overrides = [o for o in row.overrides if not o.startswith("hparams_search=")]
+    command = shlex.join(["python", "train.py", resume_override(row.dir), *overrides])
+    return f"{row.name} ({row.label}) was interrupted: continue it with {command}"

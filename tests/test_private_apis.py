@@ -1,0 +1,63 @@
+"""Each module holding a library's private names states the versions it was written for; on
+another version these tests fail, saying which module to re-check, so an upgrade can't silently
+break a patch."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+
+import pytest
+
+MODULES = [
+    ("kernellab._hydra_private", "hydra-core"),
+    ("kernellab._submitit_private", "submitit"),
+    ("kernellab._optuna_private", "optuna"),
+]
+
+
+@pytest.mark.parametrize(("module", "package"), MODULES)
+def test_written_for_the_installed_version(module, package):
+    written_for = importlib.import_module(module).WRITTEN_FOR
+    installed = ".".join(importlib.metadata.version(package).split(".")[:2])
+    assert installed in written_for, (
+        f"{module} uses private parts of {package} and was written for {package} "
+        f"{', '.join(written_for)}; {installed} is installed: check each use there still holds "
+        "(its comment says what it relies on), then add the version to WRITTEN_FOR"
+    )
+
+
+def test_the_private_names_used_still_exist():
+    from submitit.local import local
+
+    from kernellab._hydra_private import BasicSweeper
+
+    assert callable(BasicSweeper.split_arguments)
+    assert callable(local.start_controller)
+
+
+def test_submitit_controllers_start_with_ctrl_c_ignored_once_patched(monkeypatch):
+    import signal
+
+    from submitit.local import local
+
+    from kernellab._submitit_private import controllers_ignore_ctrl_c
+
+    seen = []
+    monkeypatch.setattr(local, "start_controller", lambda: seen.append(signal.getsignal(2)))
+    controllers_ignore_ctrl_c()
+    controllers_ignore_ctrl_c()  # idempotent: wrapped once
+    local.start_controller()
+    assert seen == [signal.SIG_IGN]
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # restored after the start
+
+
+def test_optunas_handler_learns_its_stream(monkeypatch):
+    from kernellab._optuna_private import plain_logs_off_terminal
+
+    plain_logs_off_terminal()
+    handlers = [h for h in logging.getLogger("optuna").handlers if h.formatter is not None]
+    for handler in handlers:
+        if hasattr(handler.formatter, "stream"):
+            assert handler.formatter.stream is handler.stream
