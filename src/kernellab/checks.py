@@ -17,8 +17,10 @@ import torch
 from kernellab import batching, checkpoint, runtime
 from kernellab.backends import device_refusal, resolve
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
+from kernellab.data import photo
 from kernellab.errors import ConfigError
 from kernellab.paths import AUTO_RESUME
+from kernellab.registry import IMAGES
 from kernellab.resolved import AnyConfig, Resolved, resolved
 from kernellab.rundir import read_metrics
 from kernellab.validation import Geometry, validate
@@ -50,6 +52,8 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     if refusal is not None:
         raise ConfigError("model.backend", backend, refusal)
     _check_memory(geometry, backend, device)
+    if cfg.task.image not in IMAGES:  # decoded now (and kept): a broken file leaves no run dir
+        photo(cfg.task.image, cfg.task.resize)
     if cfg.trainer.resume == AUTO_RESUME:
         finished = _finished_run(run_dir) if run_dir else None
         if finished is not None:

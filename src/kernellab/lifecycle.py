@@ -65,6 +65,7 @@ def check_job(cfg: Any, run_dir: Path | None) -> Checked:
 
 def check_run(config: DictConfig) -> None:
     """A single run, before Hydra creates its dir: its values, its dir writable and free."""
+    _check_additions(config)
     run_dir = str(config.hydra.run.dir).strip()
     if not run_dir:
         raise ConfigError("hydra.run.dir", run_dir, "must be a directory path")
@@ -73,6 +74,33 @@ def check_run(config: DictConfig) -> None:
     if not config.trainer.resume:
         ensure_no_run(Path(run_dir))
     RunLock(Path(run_dir)).release()  # another process training there: refused now
+
+
+def command_line_overrides(hydra_cfg: DictConfig) -> list[str]:
+    """The overrides as typed: iterating the node would resolve an `${...}` inside them."""
+    return OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
+
+
+# Where `+key=value` may add a key: Hydra's own settings, and an optimizer's class arguments
+OPEN_PREFIXES = ("hydra.", "optim.")
+
+
+def _check_additions(config: DictConfig) -> None:
+    """Refuse `+key=` and `++key=` of a key the schema doesn't have: a typo of a real key would
+    silently train the defaults. Config groups (`+experiment=...`) and OPEN_PREFIXES stay open."""
+    schema = {key for key, _, _ in schema_rows()}
+    for override in OverridesParser.create().parse_overrides(command_line_overrides(config.hydra)):
+        key = override.key_or_group
+        is_group = key in config.hydra.runtime.choices
+        if not (override.is_add() or override.is_force_add()) or is_group or key in schema:
+            continue
+        if not key.startswith(OPEN_PREFIXES):
+            raise ConfigError(
+                override.input_line.lstrip("+").split("=", 1)[0],
+                override.input_line.split("=", 1)[1],
+                "is not a config key: a `+` override can't add one (a typo would train the "
+                "defaults); add a field to the schema (kernellab/config.py) instead",
+            )
 
 
 def objective(record: Mapping[str, Any], name: str = "final_loss") -> float:
@@ -123,14 +151,16 @@ def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
 
     parser = OverridesParser.create()
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        overrides = parser.parse_overrides(list(hydra_cfg.overrides.task))
+        overrides = parser.parse_overrides(command_line_overrides(hydra_cfg))
         return tuple(sorted({o.key_or_group for o in overrides}))
     keys = set(hydra_cfg.sweeper.get("params") or {})
     multirun_yaml = Path(hydra_cfg.sweep.dir) / MULTIRUN_YAML
     if multirun_yaml.exists():
         task = OmegaConf.load(multirun_yaml).hydra.overrides.task
         keys |= {
-            o.key_or_group for o in parser.parse_overrides(list(task)) if o.is_sweep_override()
+            o.key_or_group
+            for o in parser.parse_overrides(OmegaConf.to_container(task))
+            if o.is_sweep_override()
         }
     return tuple(sorted(keys))
 
@@ -151,13 +181,14 @@ def before_sweep(config: DictConfig) -> None:
 
 def _check_sweep(config: DictConfig) -> None:
     """Refuse an empty sweep, a key that is not in the config, and n_jobs < 1."""
+    _check_additions(config)
     n_jobs = config.hydra.launcher.get("n_jobs")
     if n_jobs is not None and joblib_workers(n_jobs) < 1:
         raise ConfigError(
             "hydra.launcher.n_jobs", n_jobs, "must be >= 1 (or -1 for all cores, as in joblib)"
         )
     parser = OverridesParser.create()
-    for override in parser.parse_overrides(list(config.hydra.overrides.task)):
+    for override in parser.parse_overrides(command_line_overrides(config.hydra)):
         is_group = override.key_or_group in config.hydra.runtime.choices  # e.g. optim=adam
         if is_group or override.is_add() or override.is_delete() or override.is_force_add():
             continue
