@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override, RangeSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from kernellab.config_help import schema_rows
 from kernellab.console import number, numbers
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
-from kernellab.paths import resume_override
+from kernellab.paths import AUTO_RESUME, resume_override
 from kernellab.rundir import RunLock, ensure_no_run, ensure_writable, locked_runs, write_metrics
 from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
 from kernellab.signals import SWEEP, exit_status
@@ -172,6 +173,7 @@ def before_sweep(config: DictConfig) -> None:
     """Refuse a bad sweep before Hydra creates its dir; then Optuna's log lines, if it searches,
     go uncoloured to a file or a pipe."""
     _check_sweep(config)
+    _check_sweep_dir(config)
     ensure_writable(Path(config.hydra.sweep.dir))
     if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
         from kernellab._optuna_private import plain_logs_off_terminal
@@ -180,8 +182,10 @@ def before_sweep(config: DictConfig) -> None:
 
 
 def _check_sweep(config: DictConfig) -> None:
-    """Refuse an empty sweep, a key that is not in the config, and n_jobs < 1."""
+    """Refuse an empty or enormous sweep, a key that is not in the config, and n_jobs < 1."""
     _check_additions(config)
+    grid = str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
+    jobs, largest = 1, (0, "", "")
     n_jobs = config.hydra.launcher.get("n_jobs")
     if n_jobs is not None and joblib_workers(n_jobs) < 1:
         raise ConfigError(
@@ -195,8 +199,10 @@ def _check_sweep(config: DictConfig) -> None:
         key, value = override.input_line.split("=", 1)
         if not _in_config(config, override.key_or_group):
             raise ConfigError(key, value, "is not a config key (see `python train.py --cfg job`)")
-        if override.is_sweep_override() and not list(override.sweep_iterator()):
-            raise ConfigError(key, value, "the sweep has no values")
+        if override.is_sweep_override():
+            count = _sweep_values(override, key, value, grid)
+            jobs *= count
+            largest = max(largest, (count, key, value))
         if override.is_sweep_override() and key.startswith("study."):
             raise ConfigError(
                 key,
@@ -204,6 +210,14 @@ def _check_sweep(config: DictConfig) -> None:
                 "a study setting is one value per sweep (it names no job); to look at a sweep "
                 "another way: python -m kernellab.report SWEEP_DIR --recovered-within X",
             )
+    if jobs > MAX_SWEEP_JOBS:
+        _, key, value = largest
+        raise ConfigError(
+            key,
+            value,
+            f"makes a sweep of {jobs:,} jobs: at most {MAX_SWEEP_JOBS:,} (Hydra lists every job "
+            "before the first starts); split it into several sweeps",
+        )
     sweeper = config.hydra.sweeper
     for key, space in (sweeper.get("params") or {}).items():
         if not _in_config(config, key):
@@ -215,6 +229,68 @@ def _check_sweep(config: DictConfig) -> None:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
     keys = [key for key, _, _ in schema_rows() if not key.startswith("study.")]
     check_settings(config.study, keys, lambda key: _in_config(config, key))
+
+
+MAX_SWEEP_JOBS = 1_000_000
+
+
+def _sweep_values(override: Override, key: str, value: str, grid: bool) -> int:
+    """How many values a sweep override has, counted without listing them (`range(10**9)`)."""
+    sweep = override.value()
+    if isinstance(sweep, IntervalSweep):
+        if grid:
+            raise ConfigError(
+                key,
+                value,
+                "interval() is a search space for Optuna "
+                "(hparams_search=...), not a grid: give values or range()",
+            )
+        return 1
+    if isinstance(sweep, Glob):
+        raise ConfigError(
+            key,
+            value,
+            f"glob() picks options of a config group (optim=glob(*)); {key} is not a group",
+        )
+    if isinstance(sweep, RangeSweep):
+        if not sweep.step:
+            raise ConfigError(key, value, "range()'s step must not be 0")
+        count = math.ceil((sweep.stop - sweep.start) / sweep.step)
+    else:
+        count = len(sweep.list)
+    if count < 1:
+        raise ConfigError(key, value, "the sweep has no values")
+    return count
+
+
+def _check_sweep_dir(config: DictConfig) -> None:
+    """A sweep dir that holds a sweep is only continued, by the same sweep with
+    `trainer.resume=auto`: a new sweep there would overwrite finished jobs' results or mix two
+    sweeps' jobs in one summary."""
+    from kernellab.report import MULTIRUN_YAML, continue_command
+
+    sweep_dir = Path(config.hydra.sweep.dir)
+    if not (sweep_dir / MULTIRUN_YAML).is_file():
+        return
+    try:
+        before = OmegaConf.load(sweep_dir / MULTIRUN_YAML).hydra
+        theirs = _without_resume(OmegaConf.to_container(before.overrides.task))
+        continuing = continue_command(sweep_dir, before)
+    except Exception:  # a damaged multirun.yaml: still a sweep dir, not to be written over
+        theirs, continuing = None, None
+    how = f"continue it with {continuing}" if continuing else "choose another hydra.sweep.dir"
+    if config.trainer.resume != AUTO_RESUME:
+        raise ConfigError("hydra.sweep.dir", sweep_dir, f"holds a sweep already: {how}")
+    if theirs != _without_resume(command_line_overrides(config.hydra)):
+        raise ConfigError(
+            "hydra.sweep.dir",
+            sweep_dir,
+            f"holds another sweep ({' '.join(theirs or ['unreadable'])}): {how}",
+        )
+
+
+def _without_resume(overrides: list[str]) -> list[str]:
+    return [o for o in overrides if not o.startswith("trainer.resume=")]
 
 
 def _in_config(config: DictConfig, key: str) -> bool:

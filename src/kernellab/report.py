@@ -187,7 +187,7 @@ def read_report(sweep_dir: Path, **study: Any) -> SweepReport:
     )
     failed = sum(r.status in FAILED for r in rows)
     unfinished = grid is not None and any(row.status in UNFINISHED for row in rows)
-    continue_with = _continue_command(sweep_dir, grid) if unfinished else None
+    continue_with = continue_command(sweep_dir, grid) if unfinished else None
     groups = group_jobs(rows, settings.replicates)
     table = group_table(groups, settings)
     return SweepReport(
@@ -306,7 +306,7 @@ def _not_started(sweep_dir: Path, hydra: DictConfig, seen: set[int | None]) -> l
     return rows
 
 
-def _continue_command(sweep_dir: Path, hydra: DictConfig) -> str:
+def continue_command(sweep_dir: Path, hydra: DictConfig) -> str:
     """The command that continues a sweep: its own, in its dir, with `trainer.resume=auto`."""
     settings = [o for o in hydra.overrides.hydra if _key_value(o)[0] not in CONTINUE_SETS]
     task = [o for o in hydra.overrides.task if _key_value(o)[0] != "trainer.resume"]
