@@ -158,12 +158,14 @@ def write_report(sweep_dir: Path, **study: Any) -> SweepReport:
     report = read_report(sweep_dir, **study)
     outputs = {CSV_FILE: _csv_table, GROUPS_CSV_FILE: _groups_csv, MD_FILE: _md_table}
     outputs[PNG_FILE] = _png
-    curves = read_curves(report.rows)
+    # every job's curves for a study's groups; without replicates, those summary.png draws
+    curves = read_curves(report.rows if report.replicated else report.rows[:MAX_CURVES])
     for name, render in outputs.items():
         data = render(report, curves) if render is _png else render(report)
         atomic_write(report.sweep_dir / name, data)
         report.files.append(report.sweep_dir / name)
-    report.files.append(write_group_runs(report, curves))
+    if report.replicated:  # else each group is one job: its run is already there
+        report.files.append(write_group_runs(report, curves))
     return report
 
 
