@@ -97,7 +97,7 @@ def _train(
         for result, logger in zip(results, loggers, strict=True):
             lifecycle.report(result, logger)
     except Exception as error:  # a bug or a refusal of the whole group: every job records it
-        if not isinstance(error, UserError):
+        if not isinstance(error, UserError | OSError):  # a bug: its traceback in the log
             log.exception("group %d failed", number)
         for job in group:
             if not job.finished:

@@ -37,9 +37,14 @@ def run_command(main: Callable[[], Any]) -> None:
     try:
         main()
     except Exception as error:
-        if users_choice or not (isinstance(error, LIBRARY_ERRORS) or raised_by_hydra(error)):
-            raise  # a bug, not a user mistake: the traceback is the useful report
-        exit_with_error(describe(error), EXIT_USAGE)
+        if users_choice:
+            raise
+        if isinstance(error, LIBRARY_ERRORS) or raised_by_hydra(error):
+            exit_with_error(describe(error), EXIT_USAGE)
+        from kernellab.lifecycle import end_broken_sweep  # loaded with any sweep already
+
+        end_broken_sweep(error)  # a sweep that broke off: its summary, one line
+        raise  # a bug, not a user mistake: the traceback is the useful report
     finally:
         if not users_choice:
             os.environ.pop(FULL_ERROR, None)

@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from kernellab import lifecycle
-from kernellab.errors import UserError, exit_with_error
+from kernellab.errors import EXIT_JOBS_FAILED, UserError, exit_with_error
 from kernellab.runtime import cores_for_this_job
 from kernellab.signals import SWEEP, exit_status
 from kernellab.training import Job, train_group
@@ -54,6 +54,10 @@ def run(cfg: DictConfig) -> float:
         if in_sweep:
             return lifecycle.record_failure(run_dir, error)
         exit_with_error(error)
+    except OSError as error:  # the disk or a vanished dir, not the code: one line
+        if not in_sweep:
+            exit_with_error(f"the run failed: {lifecycle.failure_line(error)}", EXIT_JOBS_FAILED)
+        return lifecycle.record_failure(run_dir, error)
     except Exception as error:
         if not in_sweep:
             raise  # a bug, not a user mistake: the traceback is the useful report

@@ -129,11 +129,25 @@ def record_not_started(run_dir: Path) -> None:
 
 
 def record_failure(run_dir: Path, error: Exception) -> float:
-    """A failed sweep job: metrics.json says why; the sweeper sees inf."""
-    message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+    """A failed sweep job: metrics.json says why (if its dir can still be written); the sweeper
+    sees inf."""
+    message = failure_line(error)
     log.error("error: %s", message)
-    write_metrics(run_dir, {"status": "failed", "error": message, "final_loss": None})
+    try:
+        write_metrics(run_dir, {"status": "failed", "error": message, "final_loss": None})
+    except OSError as lost:  # the dir is gone or the disk full: the summary lists it as missing
+        log.error("error: %s: the failure could not be recorded (%s)", run_dir, failure_line(lost))
     return math.inf
+
+
+def failure_line(error: Exception) -> str:
+    """A job's failure in one line: a user's mistake as said; a file the disk or a vanished dir
+    wouldn't take (not a bug: no traceback) by its reason and path; else the exception."""
+    if isinstance(error, UserError):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return f"{type(error).__name__}: {error}"
 
 
 def in_submitit_job() -> bool:
@@ -298,6 +312,9 @@ def _in_config(config: DictConfig, key: str) -> bool:
     return OmegaConf.select(config, key, default=_MISSING) is not _MISSING
 
 
+_running_sweep: list[Path] = []  # the sweep this process runs, once started: for end_broken_sweep
+
+
 def start_sweep(config: DictConfig) -> None:
     """Every sweep dir gets the `multirun.yaml` Hydra's basic sweeper writes (Optuna's doesn't):
     what marks a dir as a sweep for `python -m kernellab.report`, and the sweep's command line.
@@ -305,6 +322,7 @@ def start_sweep(config: DictConfig) -> None:
     from kernellab.report import MULTIRUN_YAML
 
     sweep_dir = Path(config.hydra.sweep.dir)
+    _running_sweep[:] = [sweep_dir]
     multirun_yaml = sweep_dir / MULTIRUN_YAML
     if not multirun_yaml.exists():
         multirun_yaml.parent.mkdir(parents=True, exist_ok=True)
@@ -359,6 +377,23 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
             forward_at = math.inf
         time.sleep(0.05)
     end_sweep(sweep_dir, signal_name)
+
+
+def end_broken_sweep(error: BaseException) -> None:
+    """A launcher raised in the middle of a sweep (a joblib worker killed, its dir deleted): the
+    summary of what is there, one line saying what broke, exit 1. Returns when no sweep runs."""
+    if not _running_sweep:
+        return
+    sweep_dir = _running_sweep[0]
+    problems = []
+    try:
+        problems = finish_sweep(sweep_dir)
+    except Exception as report_error:  # e.g. the sweep dir itself is gone
+        problems = [f"no summary could be written in {sweep_dir} ({report_error})"]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    exit_with_error(f"the sweep ended early: {type(error).__name__}: {reason}", EXIT_JOBS_FAILED)
 
 
 def end_sweep(sweep_dir: Path, signal_name: str) -> NoReturn:
