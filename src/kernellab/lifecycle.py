@@ -339,10 +339,18 @@ def start_sweep(config: DictConfig) -> None:
 
 def end_multirun(config: DictConfig) -> None:
     """The sweep's last job has returned: the summary; exit 1 if a job failed or is unfinished."""
+    from kernellab.report import MULTIRUN_YAML, ReportError
+
     sweep_dir = Path(config.hydra.sweep.dir)
     if SWEEP.requested:  # a signal came after the last job had started
         end_sweep(sweep_dir, SWEEP.signal_name)
-    problems = finish_sweep(sweep_dir)
+    try:
+        if not (sweep_dir / MULTIRUN_YAML).is_file():  # deleted while the sweep ran: what's left
+            sweep_dir.mkdir(parents=True, exist_ok=True)  # is summarised, not lost
+            OmegaConf.save(config, sweep_dir / MULTIRUN_YAML)
+        problems = finish_sweep(sweep_dir)
+    except (OSError, ReportError) as error:
+        exit_with_error(f"{sweep_dir}: no summary could be written: {error}", EXIT_JOBS_FAILED)
     for problem in problems[:-1]:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
