@@ -73,9 +73,9 @@ def test_cuda_without_cuda_suggests_cpu_or_auto(make_cfg, tmp_path):
         train(make_cfg("trainer.device=cuda"), tmp_path)
 
 
-def test_readme_reference_table_is_the_schema():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert reference_table() in readme, "regenerate with: python -m kernellab.config"
+def test_the_configuration_reference_is_the_schema():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    assert reference_table() in page, "regenerate with: python -m kernellab.config"
 
 
 def test_options_help_lists_every_key_with_its_default_and_meaning():

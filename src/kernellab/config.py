@@ -2,7 +2,7 @@
 
 The YAML in conf/ states only what differs from these defaults (the optimizer presets, the
 experiments, Hydra's settings). Each field's `help` is the one place its meaning is written down:
-`python -m kernellab.config` prints the README's reference table from it (kernellab.config_help).
+`python -m kernellab.config` prints the reference table of docs/configuration.md from it (kernellab.config_help).
 
 Importing this module registers the schema and the resolvers with Hydra; it must stay light (no
 torch: `python train.py --help` loads it), so the names of the choices come from

@@ -1,4 +1,4 @@
-"""The config's documentation, generated from the schema's help texts: the README's reference
+"""The config's documentation, generated from the schema's help texts: docs/configuration.md's reference
 table (`python -m kernellab.config_help`) and `python train.py --help`'s option list."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ HELP_WIDTH = 92
 
 def options_help() -> str:
     """`python train.py --help`'s option list: every key with its default, type and meaning,
-    from the schema's help texts (the README's reference table, for a terminal)."""
+    from the schema's help texts (docs/configuration.md's table, for a terminal)."""
     types = schema_types()
     blocks = []
     for key, default, text in schema_rows():
