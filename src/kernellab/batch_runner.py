@@ -21,6 +21,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from hydra_plugins.kernellab_batched_launcher import (
     PreparedJob,
     gpu_assignment,
@@ -42,6 +44,9 @@ FILE_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/
 def run_batch(jobs: Sequence[PreparedJob]) -> None:
     """Train the batch; after SIGINT/SIGTERM, record what never started and exit 130/143."""
     workers = jobs[0].workers if jobs else 1
+    if workers > 1 and torch.cuda.is_initialized():  # a forked CUDA context is unusable
+        log.warning("CUDA is in use in this process (an earlier batch): this batch runs in it")
+        workers = 1
     signal_name = _run(jobs) if workers <= 1 else _run_in_workers(jobs, workers)
     if signal_name:
         _stop(jobs, signal_name)
