@@ -17,6 +17,7 @@ from bench.startup import Dirs, timer, train_cmd
 from bench.timing import interleaved
 
 BATCHED = "hydra/launcher=batched"
+WORKERS = {n: f"hydra.launcher.workers={n}" for n in ("1", "2")}
 
 
 def batched(scale: Scale) -> Section:
@@ -32,16 +33,26 @@ def batched(scale: Scale) -> Section:
             },
             scale.heavy_reps,
         )
+        workers = interleaved(  # same-run ratio: the same sweep in 1 and in 2 worker processes
+            {
+                n: timer(lambda n=n: train_cmd("-m", BATCHED, many, WORKERS[n], dirs("sweep")))
+                for n in WORKERS
+            },
+            scale.heavy_reps,
+        )
         big_dir = Path(tmp) / "seeds"
         big_seconds, peak_mb = _timed_with_peak(
             train_cmd("-m", BATCHED, many, f"hydra.sweep.dir={big_dir}")
         )
         finds = _recovered(big_dir, scale.batched_seeds)
     run, grid16, basic16 = small["run"], small["batched"], small["basic"]
+    one, two = workers["1"], workers["2"]
     return Section(
         "8. Batched sweeps",
         "Whole processes, cold. One `python train.py` (default experiment) vs the 16-job grid "
-        f"`{' '.join(grid)}` with `{BATCHED}` and with the basic launcher; then "
+        f"`{' '.join(grid)}` with `{BATCHED}` and with the basic launcher (`workers=auto`: one "
+        f"process for 16 jobs); the {scale.batched_seeds} seeds with `workers=1` and `=2`, "
+        "interleaved; then "
         f"`python train.py -m {BATCHED} '{many}'` (default logging) once.",
         [
             Row(
@@ -56,6 +67,13 @@ def batched(scale: Scale) -> Section:
                 spread(basic16),
                 spread(run),
                 basic16.median / run.median,
+            ),
+            Row(
+                f"{scale.batched_seeds} seeds, batched, 2 worker processes ÷ 1",
+                spread(two),
+                spread(one),
+                two.median / one.median,
+                at_most(0.65),
             ),
             Row(
                 f"{scale.batched_seeds} seeds, batched ÷ one run",

@@ -45,6 +45,8 @@ from hydra_plugins.kernellab_batched_launcher import (
     _compose,
     _logging,
     batch_runner,
+    run_in_workers,
+    split,
 )
 from hydra_plugins.kernellab_batched_launcher._compose import SweepComposer
 from tests.helpers import run_cli
@@ -912,3 +914,138 @@ def test_interpolations_parsed_once_resolve_as_before_and_only_during_a_launch()
     assert omegaconf.base.parse is parse
     assert twice == [plain, plain] == [{"a": 1, "b": "1-x", "c": "default/1-x"}] * 2
     assert changed == {"a": 2, "b": "2-x", "c": "default/2-x"}
+
+
+# --- local workers (hydra.launcher.workers) ------------------------------------------------
+
+
+def test_workers_setting_auto_rule_and_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
+    from hydra_plugins.kernellab_batched_launcher import _workers
+
+    per = _workers.MIN_JOBS_PER_WORKER
+    assert _workers.resolve_workers("auto", 16, cores=2) == 1  # a small grid: one process
+    assert _workers.resolve_workers("auto", 2 * per - 1, cores=2) == 1
+    assert _workers.resolve_workers("auto", 2 * per, cores=2) == 2
+    assert _workers.resolve_workers("auto", 1000, cores=2) == 2  # at most the cores
+    assert _workers.resolve_workers(None, 1000, cores=1) == 1
+    assert _workers.resolve_workers(2, 1, cores=2) == 1  # never more workers than jobs
+    assert _workers.resolve_workers("2", 10, cores=2) == 2
+    assert capsys.readouterr().err == ""
+    assert _workers.resolve_workers(9, 100, cores=2) == 2  # clamped, with a warning
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "warning: hydra.launcher.workers=9: this process may use 2 core(s); using 2 worker(s)\n"
+    )
+    for bad in (0, -1, "many", 1.5, True):
+        with pytest.raises(ValueError, match="must be auto or a number of processes >= 1"):
+            _workers.resolve_workers(bad, 10, cores=2)
+
+
+def test_workers_split_balances_weights_and_keeps_job_order() -> None:
+    from hydra_plugins.kernellab_batched_launcher import split
+
+    assert split([1.0] * 5, 2) == [[0, 2, 4], [1, 3]]  # equal weights: round robin
+    assert split([1.0] * 3, 5) == [[0], [1], [2]]  # no empty worker
+    parts = split([100.0, 1, 1, 1, 1, 100, 1, 1], 2)
+    loads = [sum([100.0, 1, 1, 1, 1, 100, 1, 1][i] for i in part) for part in parts]
+    assert sorted(i for part in parts for i in part) == list(range(8))
+    assert abs(loads[0] - loads[1]) <= 1 and all(part == sorted(part) for part in parts)
+
+
+def test_workers_gpu_assignment(tmp_path: Path) -> None:
+    from hydra_plugins.kernellab_batched_launcher import gpu_assignment, visible_gpus
+
+    assert gpu_assignment(2, []) == [None, None]  # no GPU: the environment as it is
+    assert gpu_assignment(2, ["0"]) == [None, None]  # one: every worker shares it
+    assert gpu_assignment(2, ["0", "1"]) == ["0", "1"]  # one worker on each
+    assert gpu_assignment(3, ["4", "6"]) == ["4", "6", "4"]
+    assert gpu_assignment(1, ["0", "1", "2"]) == ["0"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 3"}) == ["2", "3"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    driver = tmp_path / "gpus"
+    for bus in ("0000:17:00.0", "0000:65:00.0"):
+        (driver / bus).mkdir(parents=True)
+    assert visible_gpus({}, driver) == ["0", "1"]
+    assert visible_gpus({}, tmp_path / "no-driver") == []
+
+
+def pid_task(cfg: DictConfig) -> Any:
+    if cfg.seed == 13:
+        raise ValueError("unlucky")
+    return (os.getpid(), cfg.seed)
+
+
+def sweep_returns(sweep_dir: Path, task: Callable[[DictConfig], Any], *overrides: str) -> list:
+    """`train.py -m OVERRIDES` in this process: the JobReturns the sweeper got, in job order."""
+    state = copy.deepcopy(hydra.core.singleton.Singleton.get_state())
+    hydra.version.setbase("1.3")
+    try:
+        app = Hydra.create_main_hydra_file_or_module(
+            calling_file=str(ROOT / "train.py"),
+            calling_module=None,
+            config_path="conf",
+            job_name="train",
+        )
+        argv = [*overrides, "~hydra.callbacks.sweep_report", f"hydra.sweep.dir={sweep_dir}"]
+        batches = app.multirun("config", task, argv, with_log_configuration=True)
+        return [ret for batch in batches for ret in batch]
+    finally:
+        GlobalHydra.instance().clear()
+        hydra.core.singleton.Singleton.set_state(state)
+        for handler in logging.getLogger().handlers[:]:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["none", "one-by-one"])
+def test_workers_run_a_batch_in_other_processes_and_leave_none(tmp_path: Path, runner: str) -> None:
+    """Without a batch runner, and with one that runs each job the normal way."""
+    from kernellab.runtime import child_processes
+
+    task: Any = pid_task
+    if runner != "none":
+        seen: list[int] = []
+
+        def run_batch(jobs: list[PreparedJob]) -> None:
+            seen.append(jobs[0].workers)
+            parts = split([1.0] * len(jobs), jobs[0].workers)
+            run_in_workers(
+                [[jobs[i] for i in p] for p in parts], lambda p, k, n: [j.run() for j in p]
+            )
+
+        task = batch_runner(run_batch)(lambda cfg: pid_task(cfg))
+    argv = ["hydra/launcher=batched", "hydra.launcher.workers=2", "seed=1,2,3,4,5"]
+    got = sweep_returns(tmp_path / "w", task, *argv)
+    if runner != "none":
+        assert seen == [2]
+    assert [r.status for r in got] == [JobStatus.COMPLETED] * 5
+    values = [r.return_value for r in got]
+    assert [seed for _, seed in values] == [1, 2, 3, 4, 5]
+    pids = {pid for pid, _ in values}
+    assert len(pids) == 2 and os.getpid() not in pids  # two workers, neither this process
+    assert child_processes() == []  # every worker waited for: no zombie
+    for ret in got:
+        assert ret.overrides == [f"seed={ret.cfg.seed}"]
+        assert Path(ret.hydra_cfg.hydra.runtime.output_dir, ".hydra", "overrides.yaml").is_file()
+        assert Path(ret.hydra_cfg.hydra.runtime.output_dir, "train.log").is_file()
+
+
+@pytest.mark.slow
+def test_a_failed_jobs_exception_comes_back_from_its_worker(tmp_path: Path) -> None:
+    argv = ["hydra/launcher=batched", "hydra.launcher.workers=2", "seed=1,13,3"]
+    with pytest.raises(ValueError, match="unlucky"):  # the sweeper raises it, as always
+        sweep_returns(tmp_path / "w", pid_task, *argv)
+
+
+@pytest.mark.slow
+def test_a_job_whose_worker_dies_fails(tmp_path: Path) -> None:
+    def task(cfg: DictConfig) -> Any:
+        if cfg.seed == 2:
+            os._exit(3)  # the worker dies without a word
+        return cfg.seed
+
+    argv = ["hydra/launcher=batched", "hydra.launcher.workers=2", "seed=1,2,3,4"]
+    with pytest.raises(RuntimeError, match="the batch runner did not finish job 1"):
+        sweep_returns(tmp_path / "w", task, *argv)

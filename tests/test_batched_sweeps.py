@@ -115,3 +115,70 @@ def test_ctrl_c_checkpoints_the_running_group_and_records_the_rest(tmp_path):
     assert read_metrics(interrupted)["status"] == "completed"
     steps = [s for s, _ in scalar_curve(interrupted, "train/loss")]
     assert steps == list(range(1, done + 11))
+
+
+WORKERS = ["hydra/launcher=batched", "seed=range(6)", "model.kernel_size=[1,2],[1,3]"]
+
+
+def test_two_workers_give_what_one_does(tmp_path):
+    one, _ = sweep(tmp_path, "one", *WORKERS, "hydra.launcher.workers=1")
+    two, proc = sweep(tmp_path, "two", *WORKERS, "hydra.launcher.workers=2")
+    output = proc.stdout + proc.stderr
+    assert "12 jobs over 2 worker processes (6/6 jobs)" in output
+    assert "(worker 2 of 2): 6 job(s) as one program" in output  # whole groups
+    ones, twos = jobs(one), jobs(two)
+    assert sorted(ones) == sorted(twos) and len(ones) == 12
+    for name, job_dir in ones.items():
+        want, got = read_metrics(job_dir), read_metrics(twos[name])
+        assert got["status"] == want["status"] == "completed", name
+        assert got["steps_completed"] == want["steps_completed"]
+        for row_got, row_want in zip(got["weight"], want["weight"], strict=True):
+            assert row_got == pytest.approx(row_want, rel=1e-6, abs=1e-6), name
+        assert got["final_loss"] == pytest.approx(want["final_loss"], rel=1e-6, abs=1e-6), name
+        curve = scalar_curve(job_dir, "train/loss")
+        assert [s for s, _ in scalar_curve(twos[name], "train/loss")] == [s for s, _ in curve]
+        assert (twos[name] / "train.log").read_text().count("kernel_error") == 1
+    assert "[1,2] recovers the kernel in 17% of 6 seeds" in output  # the answer, from every job
+
+
+def test_optuna_sees_every_value_from_two_workers(tmp_path):
+    sweep_dir, proc = sweep(
+        tmp_path,
+        "optuna",
+        "hparams_search=edge_optuna",
+        "hydra/launcher=batched",
+        "hydra.launcher.workers=2",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.n_jobs=4",
+        "hydra.sweeper.sampler.seed=0",
+    )
+    errors = [read_metrics(d)["kernel_error"] for d in jobs(sweep_dir).values()]
+    assert len(errors) == 8
+    best = float(proc.stdout.split("Best value: ")[1].split()[0])
+    assert best == pytest.approx(min(e for e in errors if e is not None), rel=1e-6)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_bad_workers_is_one_line(tmp_path, value):
+    sweep_dir, proc = sweep(
+        tmp_path,
+        "bad",
+        "hydra/launcher=batched",
+        "seed=0,1",
+        f"hydra.launcher.workers={value}",
+        check_exit=2,
+    )
+    assert proc.stderr.strip().splitlines() == [
+        f"error: hydra.launcher.workers={value}: must be auto or a number >= 1"
+    ]
+    assert not sweep_dir.exists()
+
+
+def test_more_workers_than_cores_is_clamped_with_a_warning(tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    args = ["hydra/launcher=batched", "seed=range(4)", f"hydra.launcher.workers={cores + 5}"]
+    _, proc = sweep(tmp_path, "many", *args)
+    assert (
+        f"warning: hydra.launcher.workers={cores + 5}: this process may use {cores} core(s); "
+        f"using {cores} worker(s)"
+    ) in proc.stderr

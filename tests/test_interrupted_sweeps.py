@@ -26,6 +26,7 @@ LAUNCHERS = {
     "basic": [],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "submitit_local": ["hydra/launcher=submitit_local"],
+    "batched-workers": ["hydra/launcher=batched", "hydra.launcher.workers=2"],
 }
 
 
@@ -112,9 +113,10 @@ def test_interrupted_sweep_records_every_job_and_leaves_nothing_running(
     assert "continue the sweep with python train.py -m " in output
 
 
-def test_the_printed_command_continues_an_interrupted_sweep_to_the_end(tmp_path):
+@pytest.mark.parametrize("launcher", ["joblib", "batched-workers"])
+def test_the_printed_command_continues_an_interrupted_sweep_to_the_end(tmp_path, launcher):
     sweep_dir = tmp_path / "sweep"
-    proc, output = interrupt_sweep(sweep_dir, LAUNCHERS["joblib"], signal.SIGINT, True)
+    proc, output = interrupt_sweep(sweep_dir, LAUNCHERS[launcher], signal.SIGINT, True)
     assert proc.returncode == 130, output
     interrupted = [d for d in sweep_dir.glob("*_seed=*") if (d / "checkpoint.pt").exists()]
     command = shlex.split(output.split("continue the sweep with ", 1)[1].splitlines()[0])

@@ -7,6 +7,11 @@ batch, then hands them here. Jobs are grouped by `batching.group_key`; each grou
 the device's memory) trains as one program with `train_group`, and every job still gets its own
 dir, `.hydra/`, log file, metrics, checkpoint, event file and return value. A job that can't be
 batched runs alone, in this process, through the ordinary task function.
+
+With `hydra.launcher.workers` > 1 the batch is split (by each job's steps x pixels) over that many
+forked worker processes (the plugin's `run_in_workers`), each checking, grouping and training its
+part as above on its share of the cores; after a signal each worker records its part and returns,
+and this process ends the sweep.
 """
 
 from __future__ import annotations
@@ -16,8 +21,16 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra_plugins.kernellab_batched_launcher import PreparedJob
-from kernellab import batching, lifecycle, runtime
+import torch
+
+from hydra_plugins.kernellab_batched_launcher import (
+    PreparedJob,
+    gpu_assignment,
+    run_in_workers,
+    split,
+    visible_gpus,
+)
+from kernellab import batching, console, lifecycle, runtime
 from kernellab.checks import Checked
 from kernellab.errors import UserError
 from kernellab.signals import SWEEP
@@ -30,6 +43,18 @@ FILE_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/
 
 def run_batch(jobs: Sequence[PreparedJob]) -> None:
     """Train the batch; after SIGINT/SIGTERM, record what never started and exit 130/143."""
+    workers = jobs[0].workers if jobs else 1
+    if workers > 1 and torch.cuda.is_initialized():  # a forked CUDA context is unusable
+        log.warning("CUDA is in use in this process (an earlier batch): this batch runs in it")
+        workers = 1
+    signal_name = _run(jobs) if workers <= 1 else _run_in_workers(jobs, workers)
+    if signal_name:
+        _stop(jobs, signal_name)
+
+
+def _run(jobs: Sequence[PreparedJob], cores: int | None = None, worker: str = "") -> str | None:
+    """Train these jobs; returns the signal that stopped them, if one did. `cores`: this
+    process's share (default: the launcher's); `worker`: which worker this is, for log lines."""
     checked, keys = {}, {}
     for job in jobs:
         try:
@@ -55,7 +80,7 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
         )
     for number, indices in enumerate(groups, 1):
         if SWEEP.requested:  # a signal between groups
-            _stop(jobs, SWEEP.signal_name)
+            return SWEEP.signal_name
         members = [ready[i] for i in indices]
         if keys[members[0].idx] is None:
             members[0].run()
@@ -63,13 +88,56 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
         first = checked[members[0].idx]
         size = batching.max_group_size(first.geometry, first.device)
         for part in batching.split(indices, size):
-            signal_name = _train([ready[i] for i in part], number, len(groups), checked)
+            members = [ready[i] for i in part]
+            signal_name = _train(members, number, len(groups), checked, cores, worker)
             if signal_name:
-                _stop(jobs, signal_name)
+                return signal_name
+    return SWEEP.signal_name if SWEEP.requested else None
+
+
+def _run_in_workers(jobs: Sequence[PreparedJob], workers: int) -> str | None:
+    """Split the batch over `workers` forked processes; the signal that stopped it, if any."""
+    cores = max(1, runtime.cores_for_this_job(jobs[0].config.hydra.launcher) // workers)
+    parts = [[jobs[i] for i in part] for part in split([_weight(j) for j in jobs], workers)]
+    gpus = gpu_assignment(len(parts), visible_gpus())
+    log.info(
+        "%d jobs over %d worker processes (%s jobs), %d core(s) each",
+        len(jobs),
+        len(parts),
+        "/".join(str(len(part)) for part in parts),
+        cores,
+    )
+
+    def work(part: Sequence[PreparedJob], k: int, count: int) -> None:
+        console.LIVE = False  # one live progress line per terminal: workers log theirs
+        if _run(part, cores, f" (worker {k + 1} of {count})"):
+            _record_not_started(part)
+
+    statuses = run_in_workers(parts, work, gpus)
+    for k, (part, status) in enumerate(zip(parts, statuses, strict=True)):
+        lost = [job for job in part if not job.finished]
+        if lost and not SWEEP.requested:  # the worker died (killed, out of memory)
+            error = RuntimeError(f"worker {k + 1} ended (exit status {status}) before this job")
+            for job in lost:
+                _fail(job, error)
+    return SWEEP.signal_name if SWEEP.requested else None
+
+
+def _weight(job: PreparedJob) -> float:
+    """A job's work, before it is checked: steps x image pixels (resize, else height x width;
+    a picture file's own size isn't read here)."""
+    task, steps = job.task_cfg.task, job.task_cfg.trainer.steps
+    height, width = task.resize if task.resize else (task.height, task.width)
+    return float(max(1, steps) * max(1, height * width))
 
 
 def _train(
-    group: list[PreparedJob], number: int, groups: int, checked: dict[int, Checked]
+    group: list[PreparedJob],
+    number: int,
+    groups: int,
+    checked: dict[int, Checked],
+    cores: int | None = None,
+    worker: str = "",
 ) -> str | None:
     """Train one group; every job ends finished. Returns the signal that stopped it, if any.
     `checked`: each job's `check`, by job number (not repeated by train_group)."""
@@ -78,14 +146,15 @@ def _train(
     loggers = [_job_logger(job) for job in group]
     first = group[0]
     log.info(
-        "group %d of %d: %d job(s) as one program (%s)",
+        "group %d of %d%s: %d job(s) as one program (%s)",
         number,
         groups,
+        worker,
         len(group),
         " ".join(first.overrides) or "defaults",
     )
     try:
-        cores = runtime.cores_for_this_job(first.config.hydra.launcher)
+        cores = cores or runtime.cores_for_this_job(first.config.hydra.launcher)
         swept = lifecycle.swept_keys(first.config.hydra)  # the same for every job: read once
         results = train_group(
             [
@@ -130,12 +199,16 @@ def _fail(job: PreparedJob, error: Exception) -> None:
 
 def _stop(jobs: Sequence[PreparedJob], signal_name: str) -> None:
     """After a signal: every job not yet started is recorded as such; the summary is written."""
+    _record_not_started(jobs)
+    lifecycle.end_sweep(Path(jobs[0].config.hydra.sweep.dir), signal_name)
+
+
+def _record_not_started(jobs: Sequence[PreparedJob]) -> None:
     for job in jobs:
         if not job.finished:
             job.start()
             lifecycle.record_not_started(job.output_dir)
             job.finish(math.inf)
-    lifecycle.end_sweep(Path(jobs[0].config.hydra.sweep.dir), signal_name)
 
 
 def _job_logger(job: PreparedJob) -> logging.Logger:

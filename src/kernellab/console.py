@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 HEARTBEAT_SECONDS = 10.0  # a progress line this often in logs and files
 LIVE_SECONDS = 0.5  # a terminal's live line is redrawn this often
+LIVE = True  # False: no live line even on a terminal (a worker process among several)
 
 
 def number(value: float | None) -> str:
@@ -74,7 +75,7 @@ class Heartbeat:
     def __init__(self, first: int, last: int, log: logging.Logger, stream: TextIO | None = None):
         self.first, self.last, self.log = first, last, log
         self.stream = stream if stream is not None else sys.stderr
-        self.live = self.stream.isatty()
+        self.live = LIVE and self.stream.isatty()
         self.start = time.perf_counter()
         self.next_beat = self.start + (LIVE_SECONDS if self.live else HEARTBEAT_SECONDS)
         self.drawn = False

@@ -205,6 +205,9 @@ def _check_sweep(config: DictConfig) -> None:
         raise ConfigError(
             "hydra.launcher.n_jobs", n_jobs, "must be >= 1 (or -1 for all cores, as in joblib)"
         )
+    workers = config.hydra.launcher.get("workers", "auto")  # hydra/launcher=batched
+    if workers != "auto" and (type(workers) is not int or workers < 1):
+        raise ConfigError("hydra.launcher.workers", workers, "must be auto or a number >= 1")
     parser = OverridesParser.create()
     for override in parser.parse_overrides(command_line_overrides(config.hydra)):
         is_group = override.key_or_group in config.hydra.runtime.choices  # e.g. optim=adam

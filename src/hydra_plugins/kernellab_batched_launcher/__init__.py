@@ -15,11 +15,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._core import BATCH_RUNNER_ATTR, BatchRunner, LaunchStats, PreparedJob, batch_runner
+    from ._workers import gpu_assignment, run_in_workers, split, visible_gpus
 
-__all__ = ["BATCH_RUNNER_ATTR", "BatchRunner", "LaunchStats", "PreparedJob", "batch_runner"]
+__all__ = [
+    "BATCH_RUNNER_ATTR",
+    "BatchRunner",
+    "LaunchStats",
+    "PreparedJob",
+    "batch_runner",
+    "gpu_assignment",
+    "run_in_workers",
+    "split",
+    "visible_gpus",
+]
+_WORKERS = {"gpu_assignment", "run_in_workers", "split", "visible_gpus"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _WORKERS:
+        from . import _workers
+
+        return getattr(_workers, name)
     if name in __all__:
         from . import _core
 

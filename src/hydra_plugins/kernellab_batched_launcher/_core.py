@@ -39,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf, flag_override
 from ._compose import ComposedJob, SweepComposer
 from ._logging import JobLogging
 from ._validation import ValidationSharingLoader, unwrap
+from ._workers import resolve_workers, run_in_workers, split
 
 log = logging.getLogger("hydra_plugins.kernellab_batched_launcher")
 
@@ -132,6 +133,12 @@ class PreparedJob:
     def chdir(self) -> bool:
         return self._launch.chdir(self) if self._launch else False
 
+    @property
+    def workers(self) -> int:
+        """The worker processes this launch gives its batch (`hydra.launcher.workers`, resolved):
+        a batch runner may split the batch over them with `run_in_workers`."""
+        return self._launch.workers if self._launch else 1
+
     @contextlib.contextmanager
     def activate(self, env: bool = True) -> Iterator[PreparedJob]:
         """Make this the current job: HydraConfig, the job dir (created; the cwd with
@@ -212,18 +219,31 @@ class PreparedJob:
         if not self._started:
             self.start()
         with self.activate(env=False):
-            ret = _JobReturn(self.config)
-            ret.cfg = self.task_cfg
-            overrides = OmegaConf.to_container(self.config.hydra.overrides.task)
-            assert isinstance(overrides, list)
-            ret.overrides = overrides
-            ret.working_dir = self._working_dir
-            ret.return_value = value
-            ret.status = status
-            ret.task_name = JobRuntime.instance().get("name")
-            self.result = ret
+            ret = self._return(status, value, self._working_dir, JobRuntime.instance().get("name"))
             _flush_loggers()
             launch.callbacks.on_job_end(config=self.config, job_return=ret)
+        if launch.on_finished is not None:
+            launch.on_finished(self)
+        return ret
+
+    def _adopt(self, status: JobStatus, value: Any, working_dir: str, task_name: Any) -> None:
+        """The job ran in a worker process, which called its callbacks: its JobReturn here."""
+        if self.result is not None:
+            raise RuntimeError(f"job {self.idx} already finished")
+        self._started = True
+        self._return(status, value, working_dir, task_name)
+
+    def _return(self, status: JobStatus, value: Any, working_dir: str, task_name: Any) -> JobReturn:
+        ret = _JobReturn(self.config)
+        ret.cfg = self.task_cfg
+        overrides = OmegaConf.to_container(self.config.hydra.overrides.task)
+        assert isinstance(overrides, list)
+        ret.overrides = overrides
+        ret.working_dir = working_dir
+        ret.return_value = value
+        ret.status = status
+        ret.task_name = task_name
+        self.result = ret
         return ret
 
     def _require_launch(self) -> _Launch:
@@ -281,6 +301,7 @@ class LaunchStats:
     composed_full: int = 0
     base_compositions: int = 0
     logging_configures: int = 0
+    workers: int = 1
 
 
 class _Launch:
@@ -295,6 +316,8 @@ class _Launch:
         self.callbacks = hydra_context.callbacks
         self.task = task_function
         self.logging = logging_
+        self.workers = 1  # resolved hydra.launcher.workers for this batch
+        self.on_finished: Callable[[PreparedJob], None] | None = None  # set in a worker
         self._chdir: bool | None = None
 
     def chdir(self, job: PreparedJob) -> bool:
@@ -338,6 +361,18 @@ class _Launch:
                 file.write(text)
 
 
+def _one_by_one_in_workers(jobs: Sequence[PreparedJob]) -> None:
+    """The batch runner of a task function without one, with workers: each job run normally."""
+
+    def run(part: Sequence[PreparedJob], k: int, workers: int) -> None:
+        for job in part:
+            job.run()
+
+    parts = split([1.0] * len(jobs), jobs[0].workers)
+    run_in_workers([[jobs[i] for i in part] for part in parts], run)
+    # (a job whose worker died stays unfinished: the launcher fails it)
+
+
 @contextlib.contextmanager
 def _interpolations_parsed_once() -> Iterator[None]:
     """While it lasts, OmegaConf parses each interpolation string once.
@@ -379,8 +414,10 @@ class BatchedLauncherCore:
         fast_compose: bool = True,
         reuse_logging: bool = True,
         reuse_validation: bool = True,
+        workers: Any = "auto",
     ) -> None:
         self.use_batch_runner = batch_runner
+        self.workers = workers
         self.fast_compose = fast_compose
         self.reuse_logging = reuse_logging
         self.reuse_validation = reuse_validation
@@ -439,7 +476,9 @@ class BatchedLauncherCore:
         finally:
             self._validated.clear()
         runner = find_batch_runner(self.task_function) if self.use_batch_runner else None
+        launch.workers = resolve_workers(self.workers, len(jobs))
         self.stats = LaunchStats(
+            workers=launch.workers,
             jobs=len(jobs),
             batch_runner=runner is not None,
             composed_fast=self.composer.stats["fast"] - before["fast"],
@@ -450,7 +489,9 @@ class BatchedLauncherCore:
         for job in jobs:
             log.info(f"\t#{job.idx} : {' '.join(filter_overrides(job.overrides))}")
         try:
-            if runner is None:
+            if runner is None and launch.workers > 1:
+                self._run_batch(_one_by_one_in_workers, jobs)
+            elif runner is None:
                 for job in jobs:
                     job.run()
             else:

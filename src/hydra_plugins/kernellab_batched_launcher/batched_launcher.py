@@ -8,7 +8,7 @@ imported when the launcher is made, not when Hydra scans for plugins.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hydra.plugins.launcher import Launcher
 
@@ -27,6 +27,7 @@ class BatchedLauncher(Launcher):
         fast_compose: bool = True,
         reuse_logging: bool = True,
         reuse_validation: bool = True,
+        workers: Any = "auto",
     ) -> None:
         from ._core import BatchedLauncherCore
 
@@ -35,6 +36,7 @@ class BatchedLauncher(Launcher):
             fast_compose=fast_compose,
             reuse_logging=reuse_logging,
             reuse_validation=reuse_validation,
+            workers=workers,
         )
 
     def setup(

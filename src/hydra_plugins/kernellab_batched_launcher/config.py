@@ -1,6 +1,7 @@
 """`hydra/launcher=batched`, registered in Hydra's ConfigStore."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -20,6 +21,9 @@ class BatchedLauncherConf:
     # The sweeper's validation pass (the basic sweeper composes every job before a launch)
     # composes with fast_compose and the launch reuses those configs; false: Hydra's own.
     reuse_validation: bool = True
+    # Worker processes a batch is split over after composition (fork): a number, or auto (one per
+    # 100 jobs, at most the cores this process may use; see _workers.py). 1: all in this process.
+    workers: Any = "auto"
 
 
 ConfigStore.instance().store(
