@@ -18,6 +18,7 @@ from kernellab import batching, checkpoint, runtime
 from kernellab.backends import device_refusal, resolve
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
 from kernellab.errors import ConfigError
+from kernellab.optim import probe_optimizer
 from kernellab.paths import AUTO_RESUME
 from kernellab.resolved import AnyConfig, Resolved, resolved
 from kernellab.rundir import read_metrics
@@ -38,7 +39,7 @@ class Checked:
 
 def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     """Everything `train` would refuse before writing anything: values, device, memory, the
-    resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)
+    optimizer (built and stepped once on throw-away parameters), the resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)
     `run_dir`: where the run will train, for `trainer.resume=auto`."""
     cfg = resolved(cfg)
     geometry = validate(cfg)
@@ -50,6 +51,7 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     if refusal is not None:
         raise ConfigError("model.backend", backend, refusal)
     _check_memory(geometry, backend, device)
+    probe_optimizer(cfg.optim, _parameter_shapes(geometry, cfg.model.bias), device)
     if cfg.trainer.resume == AUTO_RESUME:
         finished = _finished_run(run_dir) if run_dir else None
         if finished is not None:
@@ -57,6 +59,12 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
         if not (run_dir and (run_dir / CHECKPOINT_FILE).is_file()):
             return Checked(cfg, geometry, device, backend, None)  # nothing to continue: a new run
     return Checked(cfg, geometry, device, backend, _resume_point(cfg, geometry, run_dir))
+
+
+def _parameter_shapes(geometry: Geometry, bias: bool) -> list[tuple[int, ...]]:
+    """The shapes of a run's parameters (kernellab.model.Conv2D): the kernel, then the bias."""
+    kernel = (1, 1, *geometry.kernel_size)
+    return [kernel, (1,)] if bias else [kernel]
 
 
 def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> None:
