@@ -120,3 +120,16 @@ def test_the_schema_module_and_the_registries_do_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override", ["model.bias=2", "model.stride=9223372036854775808", "trainer.steps=2147483648"]
+)
+def test_train_py_refuses_a_non_bool_or_an_overflowing_int_before_writing(tmp_path, override):
+    from tests.helpers import run_cli
+
+    proc = run_cli(override, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {override}: must") and proc.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir()), "nothing written"

@@ -243,6 +243,15 @@ def test_auto_resume_of_a_finished_run_asked_for_more_steps_continues_it(make_cf
         train(make_cfg("trainer.steps=12", "trainer.resume=auto"), run)
 
 
+def test_more_threads_than_cores_are_clamped_with_a_warning(make_cfg, tmp_path, caplog):
+    from kernellab.runtime import available_cores
+
+    result = train(make_cfg("trainer.num_threads=100000", "trainer.steps=2"), tmp_path)
+    assert result.num_threads == available_cores()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("trainer.num_threads=100000: more than the ")
+
+
 def test_a_resume_into_another_run_dir_is_refused_naming_both(make_cfg, tmp_path):
     train(make_cfg("trainer.steps=2"), tmp_path / "run")
     for named in (tmp_path / "run", tmp_path / "run" / CHECKPOINT_FILE):

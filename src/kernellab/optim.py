@@ -263,7 +263,7 @@ def _probe(
             optimizer = cls(params, **arguments)
             for _ in range(2):  # the second step uses the state the first left (momentum)
                 for p in params:
-                    p.grad = torch.ones_like(p)
+                    p.grad = torch.full_like(p, 1e-3)  # small: lr up to float32 max stays finite
                 optimizer.step()
             finite = all(bool(torch.isfinite(p).all()) for p in params)
     except Exception as error:  # whatever the class raises is the user's to read, in one line
