@@ -9,6 +9,7 @@ Other optimizers (`optim=adam`) are `torch.optim` classes and pay that cost.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import math
@@ -79,13 +80,8 @@ def validate_optimizer(optim: AnyConfig) -> type:
     """The optimizer class, its arguments named and typed as its signature says; the values
     themselves are tried by `probe_optimizer` on the run's parameter shapes."""
     cls = optimizer_class(optim)
-    try:  # a module with `from __future__ import annotations` has them as strings
-        accepted = inspect.signature(cls.__init__, eval_str=True).parameters
-    except Exception:  # a name its module can't resolve: read them as written
-        accepted = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    own, takes_any = _signature(cls)
     arguments = optimizer_arguments(optim)
-    own = {k: p for k, p in accepted.items() if k not in ("self", "params") and p.kind in _NAMED}
     for key, value in arguments.items():
         require(
             takes_any or key in own,
@@ -110,11 +106,26 @@ def validate_optimizer(optim: AnyConfig) -> type:
         lr,
         f"must be a number > 0 and at most float32's max ({FLOAT32_MAX:.4g})",
     )
-    _require_steps_without_closure(cls, optim.get("_target_"))
+    refusal = _step_refusal(cls)
+    if refusal is not None:
+        raise ConfigError("optim._target_", optim.get("_target_"), refusal)
     return cls
 
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+@functools.lru_cache(maxsize=64)
+def _signature(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The arguments a class takes besides `params`, and whether it takes any keyword (read
+    once a class: a sweep checks every job)."""
+    try:  # a module with `from __future__ import annotations` has them as strings
+        accepted = inspect.signature(cls.__init__, eval_str=True).parameters
+    except Exception:  # a name its module can't resolve: read them as written
+        accepted = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    own = {k: p for k, p in accepted.items() if k not in ("self", "params") and p.kind in _NAMED}
+    return own, takes_any
 
 
 def _require_type(cls: type, parameter: inspect.Parameter, value: Any) -> None:
@@ -124,12 +135,12 @@ def _require_type(cls: type, parameter: inspect.Parameter, value: Any) -> None:
     kind = parameter.annotation
     if kind is inspect.Parameter.empty:
         kind = _type_of(parameter.default)
-    require(
-        _fits(kind, value),
-        f"optim.{parameter.name}",
-        value,
-        f"must be {_describe(kind)} ({cls.__name__}'s {parameter.name})",
-    )
+    if not _fits(kind, value):
+        raise ConfigError(
+            f"optim.{parameter.name}",
+            value,
+            f"must be {_describe(kind)} ({cls.__name__}'s {parameter.name})",
+        )
 
 
 def _type_of(default: Any) -> Any:
@@ -211,23 +222,19 @@ def _finite(number: float) -> bool:
     return isinstance(number, int) or math.isfinite(number)  # an int of any size is finite
 
 
-def _require_steps_without_closure(cls: type, target: Any) -> None:
-    """kernellab's loop calls `optimizer.step()`: refuse an optimizer that can't step without a
-    closure (LBFGS) or without sparse gradients (SparseAdam), by name."""
+@functools.lru_cache(maxsize=64)
+def _step_refusal(cls: type) -> str | None:
+    """kernellab's loop calls `optimizer.step()`: why a class can't train this way (LBFGS needs a
+    closure, SparseAdam sparse gradients), by name; None if it can."""
     step = inspect.signature(cls.step).parameters.get("closure")
-    require(
-        step is None or step.default is not inspect.Parameter.empty,
-        "optim._target_",
-        target,
-        f"{cls.__name__} steps with a closure that re-evaluates the loss, and kernellab's loop takes"
-        " one step per gradient: use another optimizer (e.g. torch.optim.Adam)",
-    )
-    require(
-        not issubclass(cls, torch.optim.SparseAdam),
-        "optim._target_",
-        target,
-        f"{cls.__name__} needs sparse gradients, and the kernel's are dense: use torch.optim.Adam",
-    )
+    if step is not None and step.default is inspect.Parameter.empty:
+        return (
+            f"{cls.__name__} steps with a closure that re-evaluates the loss, and kernellab's loop"
+            " takes one step per gradient: use another optimizer (e.g. torch.optim.Adam)"
+        )
+    if issubclass(cls, torch.optim.SparseAdam):
+        return f"{cls.__name__} needs sparse gradients, and the kernel's are dense: use torch.optim.Adam"
+    return None
 
 
 # (class, its arguments' repr, parameter shapes, device) -> the refusal, or None: a sweep of 1,000
