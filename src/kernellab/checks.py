@@ -39,7 +39,8 @@ class Checked:
 
 def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     """Everything `train` would refuse before writing anything: values, device, memory, the
-    optimizer (built and stepped once on throw-away parameters), the resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)
+    optimizer (built and stepped on throw-away parameters of the run's shapes), the resume. (A
+    group's memory is sized by batching.max_group_size; this checks one job's.)
     `run_dir`: where the run will train, for `trainer.resume=auto`."""
     cfg = resolved(cfg)
     geometry = validate(cfg)
