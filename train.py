@@ -23,4 +23,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from kernellab.command_line import run_command
+
+    run_command(main)

@@ -292,6 +292,7 @@ def test_a_replicate_key_the_sweep_does_not_vary_gives_groups_of_one(tmp_path: P
     assert [r["jobs"] for r in rows] == ["1", "1"]
     assert all(r["recovered_low"] != "" for r in rows)  # Wilson's interval exists at n = 1
     assert "best: job" in proc.stderr + proc.stdout  # no replicates: the best job, as before
+    assert not (sweep / "groups").exists()  # each group is one job: its run is the job's
 
 
 def test_readme_names_every_group_column() -> None:

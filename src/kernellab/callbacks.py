@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from kernellab import lifecycle
-from kernellab.errors import UserError, exit_with_error
+from kernellab.errors import LIBRARY_ERRORS, UserError, describe, exit_with_error
 
 
 class Preflight(Callback):
@@ -40,7 +40,11 @@ class SweepSummary(Callback):
 
 
 def _exit_on_user_error(checks: Callable[[DictConfig], None], config: DictConfig) -> None:
+    """Hydra turns a callback's exception into a warning and goes on: a refusal must exit here.
+    What OmegaConf raises resolving the config (a missing interpolation, a loop) is the user's."""
     try:
         checks(config)
     except UserError as error:
         exit_with_error(error)
+    except LIBRARY_ERRORS as error:
+        exit_with_error(describe(error))

@@ -17,9 +17,11 @@ import torch
 from kernellab import batching, checkpoint, paths, runtime
 from kernellab.backends import device_refusal, resolve
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
+from kernellab.data import photo
 from kernellab.errors import ConfigError
 from kernellab.optim import probe_optimizer
 from kernellab.paths import AUTO_RESUME
+from kernellab.registry import IMAGES
 from kernellab.resolved import AnyConfig, Resolved, resolved
 from kernellab.rundir import read_metrics
 from kernellab.validation import Geometry, validate
@@ -52,6 +54,8 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     if refusal is not None:
         raise ConfigError("model.backend", backend, refusal)
     _check_memory(geometry, backend, device)
+    if cfg.task.image not in IMAGES:  # decoded now (and kept): a broken file leaves no run dir
+        photo(cfg.task.image, cfg.task.resize)
     probe_optimizer(cfg.optim, _parameter_shapes(geometry, cfg.model.bias), device)
     if cfg.trainer.resume == AUTO_RESUME:
         finished = _finished_run(run_dir, cfg.trainer.steps) if run_dir else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -43,6 +44,24 @@ class BelowWarning(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno < logging.WARNING
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """A stream handler for stdout and stderr that behaves like a Unix tool when its reader goes
+    away (`python train.py | head`: the rest is dropped quietly) or its device is full (`> /dev/
+    full`: noted in `lost_output`, said once at exit by kernellab.command_line), instead of a
+    `--- Logging error ---` traceback per line."""
+
+    lost_output: OSError | None = None  # the first write error other than a closed pipe
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)
+            return
+        if not isinstance(error, BrokenPipeError) and ConsoleHandler.lost_output is None:
+            ConsoleHandler.lost_output = error
+        self.setStream(open(os.devnull, "w"))  # noqa: SIM115  (lives as long as the handler)
 
 
 class Heartbeat:

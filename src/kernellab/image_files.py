@@ -21,6 +21,9 @@ import numpy as np
 _INTEGER_RANGES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I": 2**31 - 1}
 
 
+NO_SUCH_FILE = "no such file"
+
+
 class PictureError(ValueError):
     """A picture file that can't be used, and why (to be reported with the key that named it)."""
 
@@ -93,7 +96,7 @@ def _require_regular_file(path: str) -> None:
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        raise PictureError("no such file") from None
+        raise PictureError(NO_SUCH_FILE) from None
     except OSError as error:
         raise PictureError(error.strerror or str(error)) from None
     if stat.S_ISDIR(mode):

@@ -158,12 +158,14 @@ def write_report(sweep_dir: Path, **study: Any) -> SweepReport:
     report = read_report(sweep_dir, **study)
     outputs = {CSV_FILE: _csv_table, GROUPS_CSV_FILE: _groups_csv, MD_FILE: _md_table}
     outputs[PNG_FILE] = _png
-    curves = read_curves(report.rows)
+    # every job's curves for a study's groups; without replicates, those summary.png draws
+    curves = read_curves(report.rows if report.replicated else report.rows[:MAX_CURVES])
     for name, render in outputs.items():
         data = render(report, curves) if render is _png else render(report)
         atomic_write(report.sweep_dir / name, data)
         report.files.append(report.sweep_dir / name)
-    report.files.append(write_group_runs(report, curves))
+    if report.replicated:  # else each group is one job: its run is already there
+        report.files.append(write_group_runs(report, curves))
     return report
 
 
@@ -187,7 +189,7 @@ def read_report(sweep_dir: Path, **study: Any) -> SweepReport:
     )
     failed = sum(r.status in FAILED for r in rows)
     unfinished = grid is not None and any(row.status in UNFINISHED for row in rows)
-    continue_with = _continue_command(sweep_dir, grid) if unfinished else None
+    continue_with = continue_command(sweep_dir, grid) if unfinished else None
     groups = group_jobs(rows, settings.replicates)
     table = group_table(groups, settings)
     return SweepReport(
@@ -306,7 +308,7 @@ def _not_started(sweep_dir: Path, hydra: DictConfig, seen: set[int | None]) -> l
     return rows
 
 
-def _continue_command(sweep_dir: Path, hydra: DictConfig) -> str:
+def continue_command(sweep_dir: Path, hydra: DictConfig) -> str:
     """The command that continues a sweep: its own, in its dir, with `trainer.resume=auto`."""
     settings = [o for o in hydra.overrides.hydra if _key_value(o)[0] not in CONTINUE_SETS]
     task = [o for o in hydra.overrides.task if _key_value(o)[0] != "trainer.resume"]

@@ -19,6 +19,7 @@ from kernellab.backends import AUTO, BACKENDS, size_refusal
 from kernellab.config import OBJECTIVES
 from kernellab.data import photo_size
 from kernellab.errors import require
+from kernellab.image_files import NO_SUCH_FILE
 from kernellab.ops import Pair, output_shape, pair
 from kernellab.optim import FLOAT32_MAX, GradientDescent, validate_optimizer
 from kernellab.registry import IMAGES, INITS, NAMED_KERNELS
@@ -108,14 +109,18 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
             f"must be [height, width] of ints in [1, {MAX_INT}], or null",
         )
     if task.image in IMAGES:
+        require(
+            resize is None,
+            "task.resize",
+            resize,
+            f"resizes a picture file; the `{task.image}` picture is drawn at task.height x "
+            "task.width: set those, or task.resize=null",
+        )
         return (task.height, task.width), "image"
     size = photo_size(task.image)
-    require(
-        isinstance(size, tuple),
-        "task.image",
-        task.image,
-        f"{size}: must be one of {', '.join(IMAGES)}, or the path of a picture file",
-    )
+    if size == NO_SUCH_FILE:  # perhaps a misspelt name
+        size += f": must be one of {', '.join(IMAGES)}, or the path of a picture file"
+    require(isinstance(size, tuple), "task.image", task.image, str(size))
     shape = tuple(resize) if resize is not None else size
     return shape, f"image {task.image}"
 
