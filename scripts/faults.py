@@ -1,6 +1,7 @@
 """Fault injection: every bad input and fault kernellab promises to answer, tried as a user would.
 
-    python scripts/faults.py        (make faults)
+    python scripts/faults.py                  (make faults)
+    python scripts/faults.py --only optim     the cases whose arguments or name match a regex
 
 Each case runs `python train.py ...` in a fresh temporary dir and is judged by what it left:
 `refused` (exit 2, one `error:` line on stderr, no traceback, nothing written), `handled` (a fault
@@ -11,8 +12,10 @@ if any case failed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -70,7 +73,66 @@ BAD_INPUTS = [
     "hydra.run.dir=",
     "model.backend=loop task.height=1000 task.width=1000",
     "trainer.cuda_graph=true optim=adam",
+    # the optimizer, checked by building it on the run's parameter shapes and stepping it
+    "optim=momentum optim.momentum=-1",
+    "optim=momentum optim.momentum=abc",
+    "optim=momentum optim.momentum=[0.9]",
+    "optim=momentum optim.momentum=nan",
+    "optim=momentum +optim.nesterov=1",
+    "optim=momentum optim.momentum=0 +optim.nesterov=true",
+    "optim=adam +optim.betas=[0.9]",
+    "optim=adam +optim.betas=[2,3]",
+    "optim=adam +optim.eps=-1",
+    "optim=adam +optim.amsgrad=maybe",
+    "optim=adam +optim.foreach=abc",
+    "optim=adam +optim.capturable=true",
+    "optim=adam +optim.differentiable=true",
+    "optim=adam optim.lr=true",
+    "optim=adamw optim.weight_decay=abc",
+    "optim.lr=true",
+    "optim._target_=..",
+    "optim._target_=torch.optim.Optimizer",
+    "optim._target_=torch.optim.LBFGS",
+    "optim._target_=torch.optim.SparseAdam",
+    "optim._target_=torch.optim.Muon",
+    "optim._target_=torch.optim.RMSprop +optim.centered=yes",
+    "optim._target_=torch.optim.Rprop +optim.etas=[0.5]",
+    "optim._target_=torch.optim.Adagrad +optim.lr_decay=-1",
+    "optim._target_=torch.optim.Adadelta +optim.rho=2",
+    # ints that would overflow torch's or the OS's C types; booleans that aren't
+    "model.stride=9223372036854775808",
+    "model.padding=[0,2147483648]",
+    "model.kernel_size=2147483648",
+    "trainer.steps=9223372036854775808",
+    "task.width=2147483648",
+    "task.resize=[2147483648,2]",
+    "trainer.print_every=2147483648",
+    "logger.log_every=9223372036854775808",
+    "logger.snapshot_every=2147483648",
+    "trainer.num_threads=2147483648",
+    "model.bias=2",
+    "model.bias=yes",
+    "model.bias='true'",
+    "trainer.cuda_graph=1",
+    # an Optuna search's settings, before the study starts (no database file created)
+    "hparams_search=edge_optuna hydra.sweeper.direction=sideways",
+    "hparams_search=edge_optuna hydra.sweeper.direction=[minimize,maximize]",
+    "hparams_search=edge_optuna hydra.sweeper.max_failure_rate=2",
+    "hparams_search=edge_optuna hydra.sweeper.storage=notaurl",
+    "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///missing/edge.db",
+    "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///notes.db",
+    "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///.",
+    "hparams_search=edge_optuna hydra.sweeper.storage=postgresql://127.0.0.1:1/x",
+    "hparams_search=edge_optuna hydra.sweeper.storage=redis://127.0.0.1:1",
+    # a resume trains in its run's own dir
+    "trainer.resume=run hydra.run.dir=other",
 ]
+# files a case's dir holds before it runs (left as they were: nothing written)
+SETUP = {
+    "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///notes.db": {
+        "notes.db": "not a database\n"
+    },
+}
 
 
 def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> tuple[int | None, str, str]:
@@ -83,10 +145,16 @@ def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> tuple[int | Non
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def judge_refusal(args: list[str]) -> str:
+def judge_refusal(args: list[str], files: dict[str, str] | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
+        for name, text in (files or {}).items():
+            (Path(tmp) / name).write_text(text)
         code, out, err = run(args, Path(tmp))
-        written = [p for p in Path(tmp).rglob("*") if p.is_file()]
+        written = [
+            p
+            for p in Path(tmp).rglob("*")
+            if p.is_file() and (files or {}).get(p.name) != p.read_text(errors="replace")
+        ]
     if code is None:
         return "hang"
     if "Traceback" in out + err:
@@ -138,6 +206,28 @@ def sigkill_then_resume(tmp: Path) -> str:
     if code != 2 or "must be >= the checkpoint's step" not in err:
         return "lost"
     return "handled"
+
+
+def auto_resume_of_a_finished_run_with_more_steps(tmp: Path) -> str:
+    """`trainer.resume=auto` in a run that completed 5 steps, asked for 12: it continues."""
+    first, _, _ = run(["hydra.run.dir=run", "trainer.steps=5"], tmp)
+    code, _, err = run(["hydra.run.dir=run", "trainer.steps=12", "trainer.resume=auto"], tmp)
+    if "Traceback" in err:
+        return "traceback"
+    metrics = json.loads((tmp / "run" / "metrics.json").read_text())
+    ok = first == code == 0 and metrics["status"] == "completed"
+    return "handled" if ok and metrics["steps_completed"] == 12 else "lost"
+
+
+def more_threads_than_cores(tmp: Path) -> str:
+    """`trainer.num_threads=100000`: clamped to the cores available, with one warning line."""
+    code, _, err = run(["hydra.run.dir=run", "trainer.steps=2", "trainer.num_threads=100000"], tmp)
+    if code is None or "Traceback" in err:
+        return "hang" if code is None else "traceback"
+    threads = json.loads((tmp / "run" / "metrics.json").read_text())["num_threads"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    warned = err.strip().startswith("trainer.num_threads=100000: ") and err.count("\n") == 1
+    return "handled" if code == 0 and threads == cores and warned else f"other (exit {code})"
 
 
 def two_processes(tmp: Path) -> str:
@@ -194,6 +284,10 @@ FAULTS: dict[str, Callable[[Path], str]] = {
     "SIGTERM during a run": signal_case(signal.SIGTERM, 143),
     "SIGKILL after a periodic checkpoint": sigkill_then_resume,
     "a second process in the same run dir": two_processes,
+    "trainer.resume=auto on a finished run asked for more steps": (
+        auto_resume_of_a_finished_run_with_more_steps
+    ),
+    "trainer.num_threads above the cores available": more_threads_than_cores,
     "Ctrl-C during a sweep, then its continue command": sweep_signal_case([], signal.SIGINT, True),
     "Ctrl-C during a joblib sweep, then continue": sweep_signal_case(JOBLIB, signal.SIGINT, True),
     "SIGTERM to a joblib sweep's process, then continue": sweep_signal_case(
@@ -209,11 +303,16 @@ FAULTS: dict[str, Callable[[Path], str]] = {
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", metavar="PATTERN", help="only the cases matching this regex")
+    only = re.compile(parser.parse_args().only or "")
     results: list[tuple[str, str]] = []
-    for args in BAD_INPUTS:
-        results.append((args, judge_refusal(args.split())))
+    for args in filter(only.search, BAD_INPUTS):
+        results.append((args, judge_refusal(args.split(), SETUP.get(args))))
         print(f"{results[-1][1]:>10}  {args}", flush=True)
     for name, case in FAULTS.items():
+        if not only.search(name):
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             results.append((name, case(Path(tmp))))
         print(f"{results[-1][1]:>10}  {name}", flush=True)

@@ -38,6 +38,23 @@ BAD_VALUES = [
     ("trainer.num_threads=0", "trainer.num_threads"),
     ("trainer.print_every=0", "trainer.print_every"),
     ("logger.log_every=0", "logger.log_every"),
+    # booleans are booleans (OmegaConf's bool type would read 2, yes and '1' as true)
+    ("model.bias=2", "model.bias"),
+    ("model.bias=yes", "model.bias"),
+    ("model.bias='true'", "model.bias"),
+    ("trainer.cuda_graph=1", "trainer.cuda_graph"),
+    # ints stay below 2^31: what torch's convolutions and the OS take
+    ("model.stride=9223372036854775808", "model.stride"),
+    ("model.padding=[0,2147483648]", "model.padding"),
+    ("model.kernel_size=2147483648", "model.kernel_size"),
+    ("trainer.steps=2147483648", "trainer.steps"),
+    ("task.width=2147483648", "task.width"),
+    ("task.resize=[2147483648,2]", "task.resize"),
+    ("trainer.print_every=2147483648", "trainer.print_every"),
+    ("logger.log_every=9223372036854775808", "logger.log_every"),
+    ("logger.snapshot_every=2147483648", "logger.snapshot_every"),
+    ("trainer.num_threads=2147483648", "trainer.num_threads"),
+    ("trainer.num_threads='4'", "trainer.num_threads"),
 ]
 
 
@@ -103,3 +120,16 @@ def test_the_schema_module_and_the_registries_do_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override", ["model.bias=2", "model.stride=9223372036854775808", "trainer.steps=2147483648"]
+)
+def test_train_py_refuses_a_non_bool_or_an_overflowing_int_before_writing(tmp_path, override):
+    from tests.helpers import run_cli
+
+    proc = run_cli(override, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {override}: must") and proc.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir()), "nothing written"

@@ -34,7 +34,13 @@ def test_cuda_index_out_of_range():
 def test_threads_small_problems_one_big_ones_their_share():
     assert choose_num_threads("auto", SMALL_PROBLEM_MACS - 1, cores=8) == 1
     assert choose_num_threads("auto", SMALL_PROBLEM_MACS, cores=8) == 8
-    assert choose_num_threads(3, 10, cores=8) == 3  # an int is forced
+    assert choose_num_threads(3, 10, cores=8, machine_cores=8) == 3  # an int is forced
+    assert choose_num_threads(3, 10, cores=1, machine_cores=4) == 3  # beyond the job's share
+
+
+def test_more_threads_than_the_machine_has_are_clamped_to_its_cores():
+    assert choose_num_threads(100000, 10, cores=8, machine_cores=8) == 8
+    assert choose_num_threads(10**9, 10, cores=1) == available_cores()
 
 
 def test_joblib_n_jobs_convention():

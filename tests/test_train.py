@@ -231,6 +231,40 @@ def test_auto_resume_continues_what_the_dir_holds(make_cfg, tmp_path):
     assert {p.name: p.read_bytes() for p in killed.iterdir() if p.is_file()} == before
 
 
+def test_auto_resume_of_a_finished_run_asked_for_more_steps_continues_it(make_cfg, tmp_path):
+    """What `trainer.resume=<its dir>` does with more steps: a finished run is extended."""
+    whole = train(make_cfg("trainer.steps=12"), tmp_path / "whole")
+    run = tmp_path / "run"
+    train(make_cfg("trainer.steps=5"), run)
+    extended = train(make_cfg("trainer.steps=12", "trainer.resume=auto"), run)
+    assert extended.steps_completed == 12 and extended.weight == whole.weight
+    assert [s for s, _ in read_scalars(run)["train/loss"]] == list(range(1, 13))
+    with pytest.raises(ConfigError, match=r"holds a finished run \(completed\): nothing to do"):
+        train(make_cfg("trainer.steps=12", "trainer.resume=auto"), run)
+
+
+def test_more_threads_than_cores_are_clamped_with_a_warning(make_cfg, tmp_path, caplog):
+    from kernellab.runtime import available_cores
+
+    result = train(make_cfg("trainer.num_threads=100000", "trainer.steps=2"), tmp_path)
+    assert result.num_threads == available_cores()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("trainer.num_threads=100000: more than the ")
+
+
+def test_a_resume_into_another_run_dir_is_refused_naming_both(make_cfg, tmp_path):
+    train(make_cfg("trainer.steps=2"), tmp_path / "run")
+    for named in (tmp_path / "run", tmp_path / "run" / CHECKPOINT_FILE):
+        with pytest.raises(ConfigError) as error:
+            train(make_cfg("trainer.steps=4", f"trainer.resume={named}"), tmp_path / "other")
+        message = str(error.value)
+        assert message.startswith(
+            f"trainer.resume={named}: continues the run in {tmp_path / 'run'}"
+        )
+        assert f"the run dir is {tmp_path / 'other'}" in message
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_periodic_checkpoint_then_a_kill_resumes_without_repeated_steps(make_cfg, tmp_path):
     """A checkpoint taken mid-run, events logged after it, then the process dies: the resume
     drops the later events from the file itself, so every reader sees each step once."""

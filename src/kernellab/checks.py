@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from kernellab import batching, checkpoint, runtime
+from kernellab import batching, checkpoint, paths, runtime
 from kernellab.backends import device_refusal, resolve
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
 from kernellab.data import photo
 from kernellab.errors import ConfigError
+from kernellab.optim import probe_optimizer
 from kernellab.paths import AUTO_RESUME
 from kernellab.registry import IMAGES
 from kernellab.resolved import AnyConfig, Resolved, resolved
@@ -40,7 +41,8 @@ class Checked:
 
 def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     """Everything `train` would refuse before writing anything: values, device, memory, the
-    resume. (A group's memory is sized by batching.max_group_size; this checks one job's.)
+    optimizer (built and stepped on throw-away parameters of the run's shapes), the resume. (A
+    group's memory is sized by batching.max_group_size; this checks one job's.)
     `run_dir`: where the run will train, for `trainer.resume=auto`."""
     cfg = resolved(cfg)
     geometry = validate(cfg)
@@ -54,13 +56,22 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     _check_memory(geometry, backend, device)
     if cfg.task.image not in IMAGES:  # decoded now (and kept): a broken file leaves no run dir
         photo(cfg.task.image, cfg.task.resize)
+    probe_optimizer(cfg.optim, _parameter_shapes(geometry, cfg.model.bias), device)
     if cfg.trainer.resume == AUTO_RESUME:
-        finished = _finished_run(run_dir) if run_dir else None
+        finished = _finished_run(run_dir, cfg.trainer.steps) if run_dir else None
         if finished is not None:
             return Checked(cfg, geometry, device, backend, None, finished)
         if not (run_dir and (run_dir / CHECKPOINT_FILE).is_file()):
             return Checked(cfg, geometry, device, backend, None)  # nothing to continue: a new run
+    elif cfg.trainer.resume and run_dir is not None:
+        _require_resume_in_its_own_dir(cfg.trainer.resume, run_dir)
     return Checked(cfg, geometry, device, backend, _resume_point(cfg, geometry, run_dir))
+
+
+def _parameter_shapes(geometry: Geometry, bias: bool) -> list[tuple[int, ...]]:
+    """The shapes of a run's parameters (kernellab.model.Conv2D): the kernel, then the bias."""
+    kernel = (1, 1, *geometry.kernel_size)
+    return [kernel, (1,)] if bias else [kernel]
 
 
 def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> None:
@@ -81,13 +92,31 @@ def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> Non
     )
 
 
-def _finished_run(run_dir: Path) -> dict[str, Any] | None:
-    """The metrics of the run in `run_dir` if it has nothing left to do (completed or diverged)."""
+def _finished_run(run_dir: Path, steps: int) -> dict[str, Any] | None:
+    """The metrics of the run in `run_dir` if it has nothing left to do: diverged, or completed
+    with at least `steps` steps (one asked for more continues from its checkpoint, as
+    `trainer.resume=<its dir>` with more steps does)."""
     try:
         metrics = read_metrics(run_dir)
     except (OSError, ValueError):
         return None
-    return metrics if metrics.get("status") in ("completed", "diverged") else None
+    status, done = metrics.get("status"), metrics.get("steps_completed")
+    if status == "completed" and isinstance(done, int) and done < steps:
+        return None if (run_dir / CHECKPOINT_FILE).is_file() else metrics
+    return metrics if status in ("completed", "diverged") else None
+
+
+def _require_resume_in_its_own_dir(resume: str, run_dir: Path) -> None:
+    """`trainer.resume=<dir>` continues that run in that dir: another run dir (an explicit
+    `hydra.run.dir`) would silently pick one of the two."""
+    own = Path(paths.run_dir(resume, ""))
+    if own.resolve() != run_dir.resolve():
+        raise ConfigError(
+            "trainer.resume",
+            resume,
+            f"continues the run in {own}, but the run dir is {run_dir} (hydra.run.dir): a resume"
+            " trains in its run's own dir; leave hydra.run.dir out",
+        )
 
 
 def _resume_point(cfg: AnyConfig, geometry: Geometry, run_dir: Path | None) -> Checkpoint | None:

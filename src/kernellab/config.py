@@ -33,10 +33,16 @@ def _choices(names: Any) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
-def _help(default: Any, text: str) -> Any:
+def _help(default: Any, text: str, kind: str | None = None) -> Any:
+    """A field's default and help; `kind`: the type `--help` shows for an `Any` field."""
+    metadata = {"help": text, "type": kind} if kind else {"help": text}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# A yes/no key is typed `Any` (shown as `bool`): OmegaConf's bool type would turn `2`, `yes` or
+# `'1'` into true, and kernellab.validation refuses all but true and false.
 
 
 @dataclass
@@ -63,7 +69,7 @@ class ModelConfig:
     )
     padding: Any = _help(0, "Zeros on each side: an int or `[ph, pw]`.")
     stride: Any = _help(1, "An int or `[sh, sw]`.")
-    bias: bool = _help(True, "Learn a scalar bias.")
+    bias: Any = _help(True, "Learn a scalar bias.", kind="bool")
     init: str = _help(
         "randn", f"{_choices(INITS)}: `randn` as the seed notebook, `uniform` as nn.Conv2d."
     )
@@ -99,8 +105,10 @@ class TrainerConfig:
     num_threads: Any = _help(
         "auto", "Torch CPU threads: an int, or `auto` (by problem size and parallel jobs)."
     )
-    cuda_graph: bool = _help(
-        False, "On CUDA with `optim=sgd`: capture the step once in a CUDA graph and replay it."
+    cuda_graph: Any = _help(
+        False,
+        "On CUDA with `optim=sgd`: capture the step once in a CUDA graph and replay it.",
+        kind="bool",
     )
     resume: str | None = _help(
         None,

@@ -44,6 +44,7 @@ def _schema_rows(schema: type, prefix: str) -> list[tuple[str, Any, str, str]]:
         elif "help" in f.metadata:
             default = f.default if f.default is not MISSING else f.default_factory()
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            kind = f.metadata.get("type", kind)
             rows.append((prefix + f.name, default, f.metadata["help"], kind))
     return rows
 

@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from kernellab.config_help import schema_rows
 from kernellab.console import number, numbers
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
+from kernellab.optuna_settings import check_optuna, is_optuna
 from kernellab.paths import AUTO_RESUME, resume_override
 from kernellab.rundir import RunLock, ensure_no_run, ensure_writable, locked_runs, write_metrics
 from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
@@ -196,7 +197,8 @@ def before_sweep(config: DictConfig) -> None:
 
 
 def _check_sweep(config: DictConfig) -> None:
-    """Refuse an empty or enormous sweep, a key that is not in the config, and n_jobs < 1."""
+    """Refuse an empty or enormous sweep, a key that is not in the config, n_jobs < 1, and
+    Optuna's bad settings (kernellab.optuna_settings)."""
     _check_additions(config)
     grid = str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
     jobs, largest = 1, (0, "", "")
@@ -246,6 +248,8 @@ def _check_sweep(config: DictConfig) -> None:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
     keys = [key for key, _, _ in schema_rows() if not key.startswith("study.")]
     check_settings(config.study, keys, lambda key: _in_config(config, key))
+    if is_optuna(sweeper):  # its storage opened, its direction and sampler: before the study
+        check_optuna(sweeper)
 
 
 MAX_SWEEP_JOBS = 1_000_000

@@ -44,10 +44,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
-def choose_num_threads(setting: int | str, macs_per_step: int, cores: int) -> int:
-    """An int is forced; `auto` gives tiny problems one thread, big ones this job's cores."""
+def choose_num_threads(
+    setting: int | str, macs_per_step: int, cores: int, machine_cores: int | None = None
+) -> int:
+    """An int is forced, up to the cores this process may run on (`machine_cores`, default
+    available_cores(): more threads than cores only slow a run down, and 100,000 crashed torch);
+    `auto` gives tiny problems one thread, big ones this job's cores."""
     if setting != "auto":
-        return int(setting)
+        return min(int(setting), machine_cores or available_cores())
     return 1 if macs_per_step < SMALL_PROBLEM_MACS else max(1, cores)
 
 

@@ -392,7 +392,7 @@ def hparam_kinds() -> dict[str, str]:
             elif f.name != "optim":
                 union = isinstance(kind, types.UnionType) or typing.get_origin(kind) is Union
                 args = set(typing.get_args(kind)) - {type(None)} if union else {kind}
-                if args == {bool}:
+                if args == {bool} or f.metadata.get("type") == "bool":  # shown as bool
                     kinds[prefix + f.name] = "bool"
                 elif args <= {int, float}:
                     kinds[prefix + f.name] = "number"

@@ -111,6 +111,13 @@ def _train_locked(
         build.multiply_adds(geometries[0]),
         cores or runtime.available_cores(),
     )
+    if first.trainer.num_threads not in ("auto", threads):
+        log.warning(
+            "trainer.num_threads=%s: more than the %d core(s) available here; using %d",
+            first.trainer.num_threads,
+            threads,
+            threads,
+        )
     torch.set_num_threads(threads)
 
     members = [build.member(*args, device) for args in zip(jobs, geometries, resumed, strict=True)]

@@ -26,6 +26,9 @@ from kernellab.registry import IMAGES, INITS, NAMED_KERNELS
 from kernellab.resolved import AnyConfig
 
 MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
+# Every other int (sizes, steps, intervals, threads) stays below 2^31: torch's convolutions and
+# the OS take C ints, and a Python int is unbounded (`model.stride=2^63` overflowed in conv2d)
+MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,8 @@ def validate(cfg: AnyConfig) -> Geometry:
     require(0 <= cfg.seed < MAX_SEED, "seed", cfg.seed, "must be an int in [0, 2^63)")
     _require_choice("objective", cfg.objective, OBJECTIVES)
     task, model = cfg.task, cfg.model
-    require(task.height >= 1, "task.height", task.height, "must be an int >= 1")
-    require(task.width >= 1, "task.width", task.width, "must be an int >= 1")
+    _require_int("task.height", task.height, 1)
+    _require_int("task.width", task.width, 1)
     stripe = list(task.stripe)
     require(
         len(stripe) == 2 and 0 <= stripe[0] <= stripe[1] <= task.width,
@@ -77,6 +80,7 @@ def validate(cfg: AnyConfig) -> Geometry:
         list(kernel_size),
         f"must fit the padded input {list(padded)} ({picture} {list(input_hw)} + padding)",
     )
+    require(isinstance(model.bias, bool), "model.bias", model.bias, "must be true or false")
     _require_choice("model.init", model.init, INITS)
     _require_choice("model.backend", model.backend, (AUTO, *BACKENDS))
     outputs = output_shape(input_hw, kernel_size, padding, stride)
@@ -99,10 +103,10 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
     resize = task.resize
     if resize is not None:
         require(
-            len(resize) == 2 and all(_is_int(v) and v >= 1 for v in resize),
+            len(resize) == 2 and all(_is_int(v) and 1 <= v <= MAX_INT for v in resize),
             "task.resize",
             resize,
-            "must be [height, width] of ints >= 1, or null",
+            f"must be [height, width] of ints in [1, {MAX_INT}], or null",
         )
     if task.image in IMAGES:
         require(
@@ -123,13 +127,9 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
 
 def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
     trainer, logger = cfg.trainer, cfg.logger
-    require(trainer.steps >= 0, "trainer.steps", trainer.steps, "must be an int >= 0")
-    require(
-        trainer.print_every is None or trainer.print_every >= 1,
-        "trainer.print_every",
-        trainer.print_every,
-        "must be >= 1 or null",
-    )
+    _require_int("trainer.steps", trainer.steps, 0)
+    if trainer.print_every is not None:
+        _require_int("trainer.print_every", trainer.print_every, 1, " or null")
     threshold = trainer.divergence_threshold
     require(
         threshold is None or (math.isfinite(threshold) and threshold > 1),
@@ -152,26 +152,23 @@ def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
     )
     threads = trainer.num_threads
     require(
-        threads == "auto" or (_is_int(threads) and threads >= 1),
+        threads == "auto" or (_is_int(threads) and 1 <= threads <= MAX_INT),
         "trainer.num_threads",
         threads,
-        "must be `auto` or an int >= 1",
+        "must be `auto` or an int >= 1 (and < 2^31; above the cores available: as many)",
     )
-    if trainer.cuda_graph:
+    cuda_graph = trainer.cuda_graph
+    require(isinstance(cuda_graph, bool), "trainer.cuda_graph", cuda_graph, "must be true or false")
+    if cuda_graph:
         require(
             optimizer is GradientDescent,
             "trainer.cuda_graph",
             True,
             "works with optim=sgd only",
         )
-    require(logger.log_every >= 1, "logger.log_every", logger.log_every, "must be >= 1")
-    snapshots = logger.snapshot_every
-    require(
-        snapshots is None or snapshots >= 1,
-        "logger.snapshot_every",
-        snapshots,
-        "must be >= 1 or null",
-    )
+    _require_int("logger.log_every", logger.log_every, 1)
+    if logger.snapshot_every is not None:
+        _require_int("logger.snapshot_every", logger.snapshot_every, 1, " or null")
 
 
 def _target_kernel(spec: Any) -> list[list[float]]:
@@ -197,12 +194,22 @@ def _pair(key: str, node: AnyConfig, minimum: int) -> Pair:
     value = node[key.rsplit(".", 1)[1]]
     items = list(value) if isinstance(value, ListConfig | Sequence) else [value]
     require(
-        len(items) in (1, 2) and all(_is_int(v) and v >= minimum for v in items),
+        len(items) in (1, 2) and all(_is_int(v) and minimum <= v <= MAX_INT for v in items),
         key,
         value,
-        f"must be an int >= {minimum} or a pair [h, w] of ints >= {minimum}",
+        f"must be an int >= {minimum} or a pair [h, w] of ints >= {minimum} (each < 2^31)",
     )
     return pair(items[0] if len(items) == 1 else items)
+
+
+def _require_int(key: str, value: Any, minimum: int, alternative: str = "") -> None:
+    """An int in [minimum, 2^31): what torch and the OS take."""
+    require(
+        _is_int(value) and minimum <= value <= MAX_INT,
+        key,
+        value,
+        f"must be an int >= {minimum}{alternative} (and < 2^31)",
+    )
 
 
 def _require_choice(key: str, value: Any, choices: Any) -> None:
