@@ -23,7 +23,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from fault_catalogue import Case, cases
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "train.py")]
@@ -120,19 +123,12 @@ BAD_INPUTS = [
     "hparams_search=edge_optuna hydra.sweeper.max_failure_rate=2",
     "hparams_search=edge_optuna hydra.sweeper.storage=notaurl",
     "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///missing/edge.db",
-    "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///notes.db",
     "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///.",
     "hparams_search=edge_optuna hydra.sweeper.storage=postgresql://127.0.0.1:1/x",
     "hparams_search=edge_optuna hydra.sweeper.storage=redis://127.0.0.1:1",
     # a resume trains in its run's own dir
     "trainer.resume=run hydra.run.dir=other",
 ]
-# files a case's dir holds before it runs (left as they were: nothing written)
-SETUP = {
-    "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///notes.db": {
-        "notes.db": "not a database\n"
-    },
-}
 
 
 def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> tuple[int | None, str, str]:
@@ -145,22 +141,25 @@ def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> tuple[int | Non
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def judge_refusal(args: list[str], files: dict[str, str] | None = None) -> str:
+def judge(case: Case) -> str:
+    """`refused` (exit 2, one `error:` line, nothing written), `ran` (a case that may run: exit
+    0, no traceback), or what went wrong: `hang`, `crash` (killed by a signal), `traceback`."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name, text in (files or {}).items():
-            (Path(tmp) / name).write_text(text)
-        code, out, err = run(args, Path(tmp))
-        written = [
-            p
-            for p in Path(tmp).rglob("*")
-            if p.is_file() and (files or {}).get(p.name) != p.read_text(errors="replace")
-        ]
+        for name, data in case.files:
+            (Path(tmp) / name).write_bytes(data)
+        before = {p: p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+        code, out, err = run(shlex.split(case.args), Path(tmp))
+        after = {p: p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
     if code is None:
         return "hang"
+    if code < 0:
+        return "crash"
     if "Traceback" in out + err:
         return "traceback"
+    if case.may_run and code == 0:
+        return "ran"
     one_line = err.strip().count("\n") == 0 and err.startswith("error: ")
-    return "refused" if code == 2 and one_line and not written else f"other (exit {code})"
+    return "refused" if code == 2 and one_line and after == before else f"other (exit {code})"
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
@@ -279,7 +278,152 @@ def sweep_signal_case(launcher: list[str], sig: signal.Signals, whole_group: boo
     return case
 
 
+def finished_sweep_run_again(tmp: Path) -> str:
+    """The same sweep into a finished sweep's dir: refused with the continue command, nothing
+    touched; a different sweep with trainer.resume=auto: refused too."""
+    sweep = ["-m", "seed=0,1", "trainer.steps=3", "hydra.sweep.dir=s"]
+    run(sweep, tmp)
+    before = {p: p.read_bytes() for p in (tmp / "s").rglob("*") if p.is_file()}
+    again, _, err = run(sweep, tmp)
+    other, _, err2 = run([*sweep[:1], "seed=5,6", *sweep[2:], "trainer.resume=auto"], tmp)
+    after = {p: p.read_bytes() for p in (tmp / "s").rglob("*") if p.is_file()}
+    if "Traceback" in err + err2:
+        return "traceback"
+    ok = again == other == 2 and "trainer.resume=auto" in err and after == before
+    return "handled" if ok else "lost"
+
+
+def closed_stdout(tmp: Path) -> str:
+    """`python train.py | head -1`: the run ends as it would have, quietly."""
+    proc = start(["trainer.steps=300", "trainer.print_every=1", "hydra.run.dir=run"], tmp)
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=TIMEOUT)
+    done = json.loads((tmp / "run" / "metrics.json").read_text())["status"] == "completed"
+    quiet = "Traceback" not in err and "Logging error" not in err
+    return "handled" if proc.returncode == 0 and quiet and done else "traceback"
+
+
+def full_stdout(tmp: Path) -> str:
+    """`python train.py > /dev/full`: one line saying the output was lost, exit 1."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [*TRAIN, "trainer.steps=3"],
+            cwd=tmp,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    one_line = proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: ")
+    return "handled" if proc.returncode == 1 and one_line else "traceback"
+
+
+def deleted_cwd(tmp: Path) -> str:
+    gone = tmp / "gone"
+    gone.mkdir()
+    script = f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+    script += f"sys.exit(subprocess.run({TRAIN!r}).returncode)"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT
+    )
+    return "handled" if proc.returncode == 2 and proc.stderr.count("\n") == 1 else "traceback"
+
+
+def killed_joblib_worker(tmp: Path) -> str:
+    """SIGKILL to one joblib worker: the summary of every job, one line, exit 1."""
+    proc = start(["-m", *JOBLIB, "seed=range(4)", *LONG, "hydra.sweep.dir=s"], tmp)
+    deadline = time.monotonic() + 60
+    while not list((tmp / "s").glob("*/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    found = subprocess.run(["pgrep", "-f", "popen_loky_posix"], capture_output=True, text=True)
+    ours = [int(p) for p in found.stdout.split() if os.readlink(f"/proc/{p}/cwd") == str(tmp)]
+    if not ours:
+        proc.kill()
+        return "other (no joblib worker found)"
+    os.kill(ours[0], signal.SIGKILL)
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return "hang"
+    if "Traceback" in err:
+        return "traceback"
+    rows = (
+        (tmp / "s" / "summary.csv").read_text().splitlines()
+        if (tmp / "s" / "summary.csv").exists()
+        else []
+    )
+    return "handled" if proc.returncode == 1 and len(rows) == 5 else "lost"
+
+
+def deleted_dir_while_training(sweep: bool) -> Callable[[Path], str]:
+    """A sweep dir deleted while its first job trains (what is left is summarised, exit 1), or a
+    run dir deleted before Ctrl-C (one line, exit 1)."""
+
+    def case(tmp: Path) -> str:
+        args = (
+            ["-m", "hydra/launcher=basic", "seed=0,1", "hydra.sweep.dir=d"]
+            if sweep
+            else ["hydra.run.dir=d"]
+        )
+        # no periodic checkpoint: the deleted dir is first noticed when the signal saves
+        proc = start([*args, *LONG[:2], "trainer.checkpoint_every_s=null"], tmp)
+        deadline = time.monotonic() + 60
+        while not list((tmp / "d").rglob("events.out.*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        subprocess.run(["rm", "-rf", str(tmp / "d")], check=False)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return "hang"
+        if "Traceback" in err or "warn" in err:
+            return "traceback"
+        return (
+            "handled"
+            if proc.returncode in (1, 130) and err.strip().splitlines()[-1].startswith("error: ")
+            else f"other (exit {proc.returncode})"
+        )
+
+    return case
+
+
+def report_on_damaged_sweep(tmp: Path) -> str:
+    """kernellab.report on a sweep whose multirun.yaml is corrupt and one job's metrics.json a
+    list: both reported, a warning each, exit 0."""
+    run(["-m", "seed=0,1", "trainer.steps=3", "hydra.sweep.dir=s"], tmp)
+    (tmp / "s" / "multirun.yaml").write_text("hydra: [[[: {\n")
+    next((tmp / "s").glob("0_*/metrics.json")).write_text("[1, 2]")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernellab.report", "s"],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    if "Traceback" in proc.stderr:
+        return "traceback"
+    rows = (tmp / "s" / "summary.csv").read_text().splitlines()
+    return (
+        "handled"
+        if proc.returncode == 0 and len(rows) == 3 and ",failed," in "".join(rows)
+        else "lost"
+    )
+
+
 FAULTS: dict[str, Callable[[Path], str]] = {
+    "the same sweep again into a finished sweep's dir": finished_sweep_run_again,
+    "stdout closed by its reader (| head -1)": closed_stdout,
+    "stdout on a full device (> /dev/full)": full_stdout,
+    "the current dir deleted": deleted_cwd,
+    "SIGKILL to one joblib worker": killed_joblib_worker,
+    "the sweep dir deleted while a job trains": deleted_dir_while_training(sweep=True),
+    "the run dir deleted, then Ctrl-C": deleted_dir_while_training(sweep=False),
+    "kernellab.report on a corrupt multirun.yaml and a foreign metrics.json": report_on_damaged_sweep,
     "SIGINT during a run": signal_case(signal.SIGINT, 130),
     "SIGTERM during a run": signal_case(signal.SIGTERM, 143),
     "SIGKILL after a periodic checkpoint": sigkill_then_resume,
@@ -302,32 +446,48 @@ FAULTS: dict[str, Callable[[Path], str]] = {
 }
 
 
+GOOD = ("refused", "ran", "handled")
+BAD = ("traceback", "hang", "crash", "lost")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", metavar="PATTERN", help="only the cases matching this regex")
-    only = re.compile(parser.parse_args().only or "")
-    results: list[tuple[str, str]] = []
-    for args in filter(only.search, BAD_INPUTS):
-        results.append((args, judge_refusal(args.split(), SETUP.get(args))))
-        print(f"{results[-1][1]:>10}  {args}", flush=True)
-    for name, case in FAULTS.items():
+    parser.add_argument(
+        "--workers", type=int, default=2, help="input cases run this many at a time (default 2)"
+    )
+    args = parser.parse_args()
+    only = re.compile(args.only or "")
+    inputs = [case for case in cases(BAD_INPUTS) if only.search(case.args)]
+    results: list[tuple[str, str, str]] = []  # (family, case, outcome)
+    with ThreadPoolExecutor(max(1, args.workers)) as pool:
+        for case, outcome in zip(inputs, pool.map(judge, inputs), strict=True):
+            results.append((case.family, case.args, outcome))
+            print(f"{outcome:>10}  [{case.family}] {case.args}", flush=True)
+    for name, fault in FAULTS.items():
         if not only.search(name):
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            results.append((name, case(Path(tmp))))
-        print(f"{results[-1][1]:>10}  {name}", flush=True)
-    counts = {k: sum(v == k for _, v in results) for k in ("traceback", "hang", "lost")}
-    refused = sum(v == "refused" for _, v in results)
-    handled = sum(v == "handled" for _, v in results)
-    other = len(results) - refused - handled - sum(counts.values())
-    print(
-        "\n| cases tried | one-line refusals | faults handled | tracebacks | hangs | data lost | other |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    print(
-        f"| {len(results)} | {refused} | {handled} | {counts['traceback']} | {counts['hang']} | {counts['lost']} | {other} |"
-    )
-    return 0 if refused + handled == len(results) else 1
+            results.append(("faults", name, fault(Path(tmp))))
+        print(f"{results[-1][2]:>10}  [faults] {name}", flush=True)
+    print(table(results))
+    return 0 if all(outcome in GOOD for _, _, outcome in results) else 1
+
+
+def table(results: list[tuple[str, str, str]]) -> str:
+    """A row per family and their total: the outcomes counted."""
+    columns = ["refused", "ran", "handled", *BAD]
+    heads = ["family", "cases", "one-line refusals", "ran cleanly", "faults handled"]
+    heads += ["tracebacks", "hangs", "crashes", "data lost", "other"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + " --- |" * len(heads)]
+    families = [*dict.fromkeys(family for family, _, _ in results), "all"]
+    for family in families:
+        outcomes = [o for f, _, o in results if family in (f, "all")]
+        counts = [sum(o == c for o in outcomes) for c in columns]
+        other = len(outcomes) - sum(counts)
+        cells = [f"**{family}**" if family == "all" else family, len(outcomes), *counts, other]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":
