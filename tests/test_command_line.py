@@ -171,12 +171,17 @@ def test_a_killed_joblib_worker_ends_the_sweep_with_its_summary(tmp_path: Path) 
     deadline = time.monotonic() + 120
     while not list(sweep.glob("*/events.out.tfevents.*")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    workers = subprocess.run(
-        ["pgrep", "-f", "popen_loky_posix"], capture_output=True, text=True
-    ).stdout.split()
-    assert workers, "no joblib worker found"
-    os.kill(int(workers[0]), signal.SIGKILL)
-    _, err = proc.communicate(timeout=120)
+    found = subprocess.run(["pgrep", "-f", "popen_loky_posix"], capture_output=True, text=True)
+    ours = [int(p) for p in found.stdout.split() if os.readlink(f"/proc/{p}/cwd") == str(tmp_path)]
+    if not ours:  # tests run side by side: only this sweep's workers may be killed
+        proc.kill()
+        pytest.fail("no joblib worker of this sweep found")
+    os.kill(ours[0], signal.SIGKILL)
+    try:
+        _, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
     assert proc.returncode == 1
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("error: the sweep ended early: TerminatedWorker")

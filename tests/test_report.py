@@ -18,15 +18,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from kernellab.report import (
-    SweepReport,
-    best_line,
-    main,
-    numeric_params,
-    swept_values,
-    write_report,
-)
+from kernellab.report import SweepReport, main, write_report
 from kernellab.rundir import write_metrics
+from kernellab.studies import numeric_params, swept_values
+from kernellab.summary_tables import best_line
 from tests.helpers import run_cli
 
 SUMMARIES = ["summary.csv", "summary_groups.csv", "summary.md", "summary.png"]

@@ -421,7 +421,8 @@ def end_sweep(sweep_dir: Path, signal_name: str) -> NoReturn:
 def finish_sweep(sweep_dir: Path) -> list[str]:
     """Write the sweep's summary and print its best job; what went wrong, one line each (failed
     jobs, then what was left unfinished and how to continue it), or nothing."""
-    from kernellab.report import headline, write_report
+    from kernellab.report import write_report
+    from kernellab.summary_tables import headline
 
     report = write_report(sweep_dir)
     log.info(headline(report))

@@ -18,7 +18,7 @@ from kernellab import stats
 from kernellab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from kernellab.report import JobRow
+    from kernellab.job_dirs import JobRow
 
 DEFAULT_REPLICATES = ("seed",)
 DEFAULT_RECOVERED_WITHIN = 0.05
@@ -67,9 +67,33 @@ class Group:
         return " ".join(self.overrides)
 
 
+def override_item(override: str) -> tuple[str, str]:
+    """`+model.bias=false` -> (`model.bias`, `false`): Hydra's add/delete prefixes don't matter."""
+    key, _, value = override.lstrip("+~").partition("=")
+    return key, value
+
+
 def override_key(override: str) -> str:
-    """`+model.bias=false` -> `model.bias`: Hydra's add/delete prefixes don't matter here."""
-    return override.lstrip("+~").partition("=")[0]
+    return override_item(override)[0]
+
+
+def swept_values(rows: list[JobRow]) -> dict[str, list[str | None]]:
+    """Per override key that differs between jobs, each row's value (None where a job lacks it)."""
+    parsed = [dict(override_item(o) for o in r.overrides) for r in rows]
+    keys = dict.fromkeys(k for p in parsed for k in p)  # first-seen order
+    values = {k: [p.get(k) for p in parsed] for k in keys}
+    return {k: v for k, v in values.items() if len(set(v)) > 1}
+
+
+def numeric_params(swept: dict[str, list[str | None]]) -> dict[str, list[float]]:
+    """The swept keys whose values all parse as numbers, e.g. optim.lr but not model.kernel_size."""
+    numeric = {}
+    for key, values in swept.items():
+        try:
+            numeric[key] = [float(v) for v in values]  # a job without the key: TypeError
+        except (TypeError, ValueError):
+            continue
+    return numeric
 
 
 def group_jobs(rows: Sequence[JobRow], replicates: Sequence[str]) -> list[Group]:
