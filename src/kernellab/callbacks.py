@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from kernellab.artifacts import RunLock, ensure_no_run, ensure_writable, locked_runs
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
 from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
-from kernellab.signals import SWEEP, exit_status
+from kernellab.signals import DEFERRED, SWEEP, exit_status
 
 log = logging.getLogger("kernellab")
 
@@ -160,6 +160,8 @@ class SweepReport(Callback):
             SWEEP.install(runs_sweep=True)  # the running job stops; the next is `not started`
         else:
             SWEEP.install(runs_sweep=True, on_signal=lambda name: _stop_workers(sweep_dir, name))
+            if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+                _joblib_workers_defer_signals()
         if str(config.hydra.launcher.get("_target_", "")).endswith(".LocalLauncher"):
             _submitit_controllers_ignore_ctrl_c()
 
@@ -202,6 +204,34 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
             forward_at = math.inf
         time.sleep(0.05)
     end_sweep(sweep_dir, signal_name)
+
+
+def _joblib_workers_defer_signals() -> None:
+    """joblib's (loky's) workers start with SIGINT and SIGTERM blocked, until their first job
+    installs `signals.SWEEP` (whose `install` unblocks them: one that came meanwhile is handled then).
+
+    A Ctrl-C that reached a worker before that (starting, unpickling its first job, which imports
+    torch: seconds on a busy machine) raised KeyboardInterrupt in loky's own loop: the worker
+    exited, loky took its pool for broken and SIGKILLed every other worker, so a job that was
+    training lost everything, checkpoint included (`missing` in the summary). The mask is set
+    around loky's fork+exec of a worker only (the child inherits it); around the whole spawn it
+    would not hold: starting loky's resource tracker unblocks both signals on the way."""
+    from joblib.externals.loky.backend import fork_exec as module
+
+    fork_exec = module.fork_exec
+    if getattr(fork_exec, "defers_signals", False):
+        return
+
+    @functools.wraps(fork_exec)
+    def fork_exec_deferring_signals(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED)
+        try:
+            return fork_exec(*args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    fork_exec_deferring_signals.defers_signals = True  # type: ignore[attr-defined]
+    module.fork_exec = fork_exec_deferring_signals
 
 
 def _submitit_controllers_ignore_ctrl_c() -> None:
