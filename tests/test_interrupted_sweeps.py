@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 STEPS = 3000  # a few seconds a job: long enough to be interrupted, short enough to continue
 SWEEP = ["seed=range(4)"]
 LAUNCHERS = {
-    "basic": [],
+    "basic": ["hydra/launcher=basic"],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "submitit_local": ["hydra/launcher=submitit_local"],
 }

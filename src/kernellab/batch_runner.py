@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra_plugins.kernellab_batched_launcher import PreparedJob
+from hydra_plugins.kernellab_batched_launcher import LAUNCH_LOG, PreparedJob
 from kernellab import batching, runtime
 from kernellab.callbacks import end_sweep, swept_keys
 from kernellab.cli import record_failure, record_not_started
@@ -45,6 +45,15 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
         keys[job.idx] = batching.group_key(checked[job.idx].config, geometry, backend)
     ready = [job for job in jobs if not job.finished]
     groups = batching.group_jobs([keys[job.idx] for job in ready])
+    if jobs:  # one line, however many jobs (the launcher listed them in its LAUNCH_LOG)
+        sweep_dir = Path(str(jobs[0].config.hydra.sweep.dir))
+        log.info(
+            "Launching %d jobs locally in %d group(s) into %s (listed in %s)",
+            len(jobs),
+            len(groups),
+            sweep_dir,
+            sweep_dir / LAUNCH_LOG,
+        )
     alone = [ready[g[0]] for g in groups if keys[ready[g[0]].idx] is None]
     if alone:
         log.info(

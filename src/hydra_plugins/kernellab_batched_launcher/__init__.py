@@ -14,9 +14,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._core import BATCH_RUNNER_ATTR, BatchRunner, LaunchStats, PreparedJob, batch_runner
+    from ._core import (
+        BATCH_RUNNER_ATTR,
+        LAUNCH_LOG,
+        BatchRunner,
+        LaunchStats,
+        PreparedJob,
+        batch_runner,
+    )
 
-__all__ = ["BATCH_RUNNER_ATTR", "BatchRunner", "LaunchStats", "PreparedJob", "batch_runner"]
+__all__ = [
+    "BATCH_RUNNER_ATTR",
+    "LAUNCH_LOG",
+    "BatchRunner",
+    "LaunchStats",
+    "PreparedJob",
+    "batch_runner",
+]
 
 
 def __getattr__(name: str) -> Any:
