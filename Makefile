@@ -18,10 +18,17 @@ $(STAMP): requirements.lock pyproject.toml
 train: $(STAMP)
 	$(PY) train.py $(ARGS)
 
+# Tests run in parallel (pytest-xdist), TEST_WORKERS processes: most slow tests wait on processes
+# they start, so more workers than cores still pays. Tests that share something run on one worker
+# one after another (`pytest.mark.xdist_group`: the SLURM cluster, a module's shared sweep).
+# TEST_WORKERS=0: one process, as plain pytest.
+TEST_WORKERS ?= 4
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
+
 test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -29,6 +29,9 @@ from kernellab.report import (
 )
 from tests.helpers import run_cli
 
+# one xdist worker: the real sweep (a module fixture) is run once, not once per worker
+pytestmark = pytest.mark.xdist_group("report")
+
 SUMMARIES = ["summary.csv", "summary.md", "summary.png"]
 COLUMNS = [
     "job",
