@@ -17,6 +17,7 @@ from bench.startup import Dirs, timer, train_cmd
 from bench.timing import interleaved
 
 BATCHED = "hydra/launcher=batched"
+BASIC = "hydra/launcher=basic"  # not the default since conf/config.yaml picks batched
 
 
 def batched(scale: Scale) -> Section:
@@ -28,7 +29,7 @@ def batched(scale: Scale) -> Section:
             {
                 "run": timer(lambda: train_cmd(dirs("run"))),
                 "batched": timer(lambda: train_cmd("-m", BATCHED, *grid, dirs("sweep"))),
-                "basic": timer(lambda: train_cmd("-m", *grid, dirs("sweep"))),
+                "basic": timer(lambda: train_cmd("-m", BASIC, *grid, dirs("sweep"))),
             },
             scale.heavy_reps,
         )

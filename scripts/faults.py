@@ -194,7 +194,9 @@ FAULTS: dict[str, Callable[[Path], str]] = {
     "SIGTERM during a run": signal_case(signal.SIGTERM, 143),
     "SIGKILL after a periodic checkpoint": sigkill_then_resume,
     "a second process in the same run dir": two_processes,
-    "Ctrl-C during a sweep, then its continue command": sweep_signal_case([], signal.SIGINT, True),
+    "Ctrl-C during a sweep, then its continue command": sweep_signal_case(
+        ["hydra/launcher=basic"], signal.SIGINT, True
+    ),
     "Ctrl-C during a joblib sweep, then continue": sweep_signal_case(JOBLIB, signal.SIGINT, True),
     "SIGTERM to a joblib sweep's process, then continue": sweep_signal_case(
         JOBLIB, signal.SIGTERM, False
