@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import os
 import shlex
 import signal
@@ -177,6 +176,11 @@ class SweepReport(Callback):
 
 
 FORWARD_AFTER_S = 2.0
+# ... and again as long as a job trains: a job still starting when the first came (submitit's
+# ignores SIGTERM until it trains, and its controller drops one that comes before the job starts)
+# would otherwise train to its end, the sweep waiting for it. A job already stopping takes a repeat
+# as nothing (see signals.StopRequest: its previous handler, the sweep's or submitit's, notes it).
+FORWARD_AGAIN_S = 2.0
 # A worker signalled while it starts a job takes the job's lock a moment later, then saves it
 SETTLE_S = 1.0
 
@@ -186,7 +190,8 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
     until every running job has saved its checkpoint, then end the sweep.
 
     A Ctrl-C or SLURM's scancel reaches every process; a signal sent to this process alone is
-    passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S.
+    passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S,
+    and every FORWARD_AGAIN_S after that while a job holds its lock.
     For SETTLE_S it waits even with no job locked: a job being started is about to be.
     """
     log.warning(
@@ -201,7 +206,7 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-            forward_at = math.inf
+            forward_at = time.monotonic() + FORWARD_AGAIN_S
         time.sleep(0.05)
     end_sweep(sweep_dir, signal_name)
 
