@@ -18,6 +18,7 @@ from bench.timing import interleaved
 
 BATCHED = "hydra/launcher=batched"
 WORKERS = {n: f"hydra.launcher.workers={n}" for n in ("1", "2")}
+BASIC = "hydra/launcher=basic"  # not the default since conf/config.yaml picks batched
 
 
 def batched(scale: Scale) -> Section:
@@ -29,7 +30,7 @@ def batched(scale: Scale) -> Section:
             {
                 "run": timer(lambda: train_cmd(dirs("run"))),
                 "batched": timer(lambda: train_cmd("-m", BATCHED, *grid, dirs("sweep"))),
-                "basic": timer(lambda: train_cmd("-m", *grid, dirs("sweep"))),
+                "basic": timer(lambda: train_cmd("-m", BASIC, *grid, dirs("sweep"))),
             },
             scale.heavy_reps,
         )

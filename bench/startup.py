@@ -140,25 +140,28 @@ def sweeps(scale: Scale) -> Section:
         *large_overrides(scale.joblib_size, scale.joblib_steps),
     ]
     joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    basic = "hydra/launcher=basic"  # the default is batched (conf/config.yaml)
     with tempfile.TemporaryDirectory(prefix="kernellab-bench-") as tmp:
         dirs = Dirs(tmp)
         light = interleaved(
             {
-                "sweep": timer(lambda: train_cmd("-m", seeds, dirs("sweep"))),
+                "sweep": timer(lambda: train_cmd("-m", basic, seeds, dirs("sweep"))),
                 "run": timer(lambda: train_cmd(dirs("run"))),
             },
             scale.heavy_reps,
         )
         launchers = interleaved(
             {
-                "basic": timer(lambda: train_cmd("-m", *heavy, dirs("sweep"))),
+                "basic": timer(lambda: train_cmd("-m", basic, *heavy, dirs("sweep"))),
                 "joblib": timer(lambda: train_cmd("-m", *joblib, *heavy, dirs("sweep"))),
             },
             scale.joblib_reps,
         )
         profiled = "seed=" + ",".join(map(str, range(scale.profiled_jobs)))
         hot = profile_process(
-            [str(TRAIN_PY), "-m", profiled, dirs("sweep")], Path(tmp) / "sweep.prof", in_sweep
+            [str(TRAIN_PY), "-m", basic, profiled, dirs("sweep")],
+            Path(tmp) / "sweep.prof",
+            in_sweep,
         )
     sweep, run = light["sweep"], light["run"]
     basic, parallel = launchers["basic"], launchers["joblib"]

@@ -432,7 +432,9 @@ FAULTS: dict[str, Callable[[Path], str]] = {
         auto_resume_of_a_finished_run_with_more_steps
     ),
     "trainer.num_threads above the cores available": more_threads_than_cores,
-    "Ctrl-C during a sweep, then its continue command": sweep_signal_case([], signal.SIGINT, True),
+    "Ctrl-C during a sweep, then its continue command": sweep_signal_case(
+        ["hydra/launcher=basic"], signal.SIGINT, True
+    ),
     "Ctrl-C during a joblib sweep, then continue": sweep_signal_case(JOBLIB, signal.SIGINT, True),
     "SIGTERM to a joblib sweep's process, then continue": sweep_signal_case(
         JOBLIB, signal.SIGTERM, False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +32,9 @@ def jobs(sweep_dir):
 
 
 def test_a_mixed_grid_equals_the_basic_launchers(tmp_path):
-    basic, _ = sweep(tmp_path, "basic", *GRID, check_exit=1)  # the refused jobs fail
+    basic, _ = sweep(
+        tmp_path, "basic", "hydra/launcher=basic", *GRID, check_exit=1
+    )  # refused: fail
     batched, proc = sweep(tmp_path, "batched", "hydra/launcher=batched", *GRID, check_exit=1)
     assert "group 2 of 2: 4 job(s) as one program" in proc.stdout + proc.stderr
     theirs, ours = jobs(basic), jobs(batched)
@@ -182,3 +185,28 @@ def test_more_workers_than_cores_is_clamped_with_a_warning(tmp_path):
         f"warning: hydra.launcher.workers={cores + 5}: this process may use {cores} core(s); "
         f"using {cores} worker(s)"
     ) in proc.stderr
+
+
+def test_a_plain_multirun_trains_batched_with_one_launch_line(tmp_path):
+    """`-m` alone is the batched launcher; its console says how many jobs, in how many groups,
+    where, in one line (Hydra's launchers print a line per job before anything trains); the
+    per-job list is in the sweep's launch.log. `hydra/launcher=basic` keeps Hydra's list."""
+    sweep_dir, proc = sweep(tmp_path, "seeds", "seed=range(100)", "trainer.steps=2")
+    console = proc.stdout + proc.stderr
+    assert not re.search(r"#\d+ : ", console), console
+    (launching,) = [line for line in console.splitlines() if "Launching" in line]
+    assert launching.endswith(
+        f"Launching 100 jobs locally in 1 group(s) into {sweep_dir} "
+        f"(listed in {sweep_dir / 'launch.log'})"
+    )
+    assert "group 1 of 1: 100 job(s) as one program" in console
+    listed = (sweep_dir / "launch.log").read_text().splitlines()
+    assert listed[0].endswith("Launching 100 jobs locally")
+    assert [line.split("\t", 1)[1] for line in listed[1:]] == [
+        f"#{i} : seed={i} trainer.steps=2" for i in range(100)
+    ]
+    assert len(jobs(sweep_dir)) == 100
+
+    _, basic = sweep(tmp_path, "basic", "hydra/launcher=basic", "seed=0,1", "trainer.steps=2")
+    assert "#0 : seed=0 trainer.steps=2" in basic.stdout + basic.stderr
+    assert "#1 : seed=1 trainer.steps=2" in basic.stdout + basic.stderr

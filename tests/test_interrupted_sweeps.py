@@ -22,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 STEPS = 3000  # a few seconds a job: long enough to be interrupted, short enough to continue
 SWEEP = ["seed=range(4)"]
+NEVER_ENDS = 100_000_000  # steps: hours
 LAUNCHERS = {
-    "basic": [],
+    "basic": ["hydra/launcher=basic"],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "submitit_local": ["hydra/launcher=submitit_local"],
     "batched-workers": ["hydra/launcher=batched", "hydra.launcher.workers=2"],
@@ -94,8 +95,11 @@ def test_interrupted_sweep_records_every_job_and_leaves_nothing_running(
     tmp_path, launcher, sig, whole_group
 ):
     sweep_dir = tmp_path / "sweep"
-    # sent to the sweep's process alone, the signal reaches running jobs FORWARD_AFTER_S later
-    steps = STEPS if whole_group else 10 * STEPS
+    # sent to the sweep's process alone, the signal reaches running jobs FORWARD_AFTER_S later, or
+    # later still on a loaded machine: no job may finish before it (30,000 steps once did, in 3 s,
+    # while submitit's other jobs were still starting: 'completed' and 3 'not started', nothing
+    # `interrupted`). These sweeps are never continued, so their jobs need no end.
+    steps = STEPS if whole_group else NEVER_ENDS
     proc, output = interrupt_sweep(sweep_dir, LAUNCHERS[launcher], sig, whole_group, steps)
 
     assert proc.returncode == 128 + sig.value, output

@@ -14,6 +14,7 @@ MODULES = [
     ("kernellab._hydra_private", "hydra-core"),
     ("kernellab._submitit_private", "submitit"),
     ("kernellab._optuna_private", "optuna"),
+    ("kernellab._joblib_private", "joblib"),
 ]
 
 

@@ -24,6 +24,9 @@ from kernellab.studies import numeric_params, swept_values
 from kernellab.summary_tables import best_line
 from tests.helpers import run_cli
 
+# one xdist worker: the real sweep (a module fixture) is run once, not once per worker
+pytestmark = pytest.mark.xdist_group("report")
+
 SUMMARIES = ["summary.csv", "summary_groups.csv", "summary.md", "summary.png"]
 COLUMNS = [
     "job",

@@ -161,3 +161,39 @@ def test_a_signal_delivered_twice_at_once_is_one_request_and_a_later_one_interru
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _a_ctrl_c_while_the_worker_starts() -> dict[str, object]:
+    """In a joblib worker: the mask it started with; a Ctrl-C before its job installs the sweep's
+    handlers (held, not raised in loky's loop); whether the sweep's stop was noted before and after
+    that install; the mask after it."""
+    seen: dict[str, object] = {"blocked": signal.pthread_sigmask(signal.SIG_BLOCK, set())}
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        seen["noted before"] = signals.SWEEP.requested
+        signals.SWEEP.install()
+    except KeyboardInterrupt:  # what loky's loop would have got
+        seen["raised"] = True
+    seen["noted after"] = signals.SWEEP.requested
+    seen["blocked after"] = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    return seen
+
+
+@pytest.mark.slow
+def test_a_joblib_worker_holds_a_ctrl_c_until_its_job_can_handle_it(monkeypatch):
+    """A Ctrl-C that reached a starting worker used to end it in loky's own loop; loky then took
+    the pool for broken and SIGKILLed the other workers, a job saving its checkpoint among them."""
+    from joblib.externals.loky import ProcessPoolExecutor
+    from joblib.externals.loky.backend import fork_exec
+
+    from kernellab._joblib_private import workers_defer_signals
+
+    monkeypatch.setattr(fork_exec, "fork_exec", fork_exec.fork_exec)  # restored afterwards
+    workers_defer_signals()
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        seen = pool.submit(_a_ctrl_c_while_the_worker_starts).result(60)
+    assert {signal.SIGINT, signal.SIGTERM} <= seen["blocked"], seen
+    assert "raised" not in seen and seen["noted before"] is False, seen  # held meanwhile
+    assert seen["noted after"] is True, seen  # then handled by the sweep's handler
+    assert not {signal.SIGINT, signal.SIGTERM} & seen["blocked after"], seen
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())  # not this process

@@ -4,6 +4,8 @@ The first fused call compiles the Numba kernel (seconds) unless numba's cache in
 src/kernellab/__pycache__ already holds it; every test after that reuses it.
 """
 
+import os
+import re
 import subprocess
 import sys
 
@@ -227,3 +229,28 @@ def test_small_problems_never_import_numba():
         "assert 'numba' not in sys.modules, 'numba was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_the_kernel_compiles_once_into_numbas_cache_and_says_so(tmp_path):
+    """What `make setup` runs (`python -m kernellab.stencil`) fills numba's cache; a process that
+    finds no cache logs that it compiles, and how long it took; one that finds it says nothing."""
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
+        "from kernellab.stencil import warm_up; print(warm_up())"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # empty: as a fresh clone
+
+    def warm() -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    first, second = warm(), warm()
+    assert "compiling the fused numba kernel (no cache at " in first.stderr
+    assert re.search(r"compiled the fused numba kernel in \d+\.\d s \(cached in ", first.stderr)
+    assert first.stdout.startswith(f"numba: compiled the fused kernel into {tmp_path / 'cache'}")
+    assert "compil" not in second.stderr, second.stderr  # loaded from the cache
+    assert "is cached in" in second.stdout

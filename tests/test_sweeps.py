@@ -58,8 +58,12 @@ def test_grid_names_jobs_logs_each_and_reports_the_best(tmp_path):
 
 
 def test_readme_first_sweep_end_to_end(tmp_path):
-    """The README's first sweep, exactly as written: 4 jobs complete, the two at lr=0.1 diverge."""
-    proc, sweep_dir = sweep(tmp_path, "optim.lr=0.001,0.01,0.1", "model.kernel_size=[1,2],[1,3]")
+    """The README's first sweep: 4 jobs complete, the two at lr=0.1 diverge. With the basic
+    launcher, whose jobs log to the console (the batched one, the default, keeps a job's lines in
+    its train.log)."""
+    proc, sweep_dir = sweep(
+        tmp_path, "hydra/launcher=basic", "optim.lr=0.001,0.01,0.1", "model.kernel_size=[1,2],[1,3]"
+    )
     assert proc.returncode == 0, proc.stderr
     statuses = {job.name: read_metrics(job)["status"] for job in jobs(sweep_dir)}
     assert sorted(statuses.values()) == ["completed"] * 4 + ["diverged"] * 2, statuses

@@ -28,7 +28,8 @@ from omegaconf import OmegaConf
 from tests.helpers import run_cli
 
 # Bounded: the sweep takes ~5-15 s and each server ~2 s here; a hang fails instead of stalling CI.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+# one xdist worker: the module's sweep and servers are made once (module fixtures), not per worker
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240), pytest.mark.xdist_group("tensorboard")]
 
 # The sweep: 2 learning rates x 2 kernel shapes, 15 steps each (a few seconds on a CPU).
 LRS = (0.01, 0.02)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from hydra_plugins.kernellab_batched_launcher import (
+    LAUNCH_LOG,
     PreparedJob,
     gpu_assignment,
     run_in_workers,
@@ -71,6 +72,15 @@ def _run(jobs: Sequence[PreparedJob], cores: int | None = None, worker: str = ""
         keys[job.idx] = batching.group_key(checked[job.idx].config, geometry, backend)
     ready = [job for job in jobs if not job.finished]
     groups = batching.group_jobs([keys[job.idx] for job in ready])
+    if jobs and not worker:  # one line, however many jobs (the launcher listed them in LAUNCH_LOG)
+        sweep_dir = Path(str(jobs[0].config.hydra.sweep.dir))
+        log.info(
+            "Launching %d jobs locally in %d group(s) into %s (listed in %s)",
+            len(jobs),
+            len(groups),
+            sweep_dir,
+            sweep_dir / LAUNCH_LOG,
+        )
     alone = [ready[g[0]] for g in groups if keys[ready[g[0]].idx] is None]
     if alone:
         log.info(

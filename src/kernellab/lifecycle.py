@@ -338,6 +338,10 @@ def start_sweep(config: DictConfig) -> None:
         SWEEP.install(runs_sweep=True)  # the running job stops; the next is `not started`
     else:
         SWEEP.install(runs_sweep=True, on_signal=lambda name: _stop_workers(sweep_dir, name))
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            from kernellab._joblib_private import workers_defer_signals
+
+            workers_defer_signals()
     if str(config.hydra.launcher.get("_target_", "")).endswith(".LocalLauncher"):
         from kernellab._submitit_private import controllers_ignore_ctrl_c
 
@@ -365,6 +369,11 @@ def end_multirun(config: DictConfig) -> None:
 
 
 FORWARD_AFTER_S = 2.0
+# ... and again as long as a job trains: a job still starting when the first came (submitit's
+# ignores SIGTERM until it trains, and its controller drops one that comes before the job starts)
+# would otherwise train to its end, the sweep waiting for it. A job already stopping takes a repeat
+# as nothing (see signals.StopRequest: its previous handler, the sweep's or submitit's, notes it).
+FORWARD_AGAIN_S = 2.0
 # A worker signalled while it starts a job takes the job's lock a moment later, then saves it
 SETTLE_S = 1.0
 
@@ -374,7 +383,8 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
     until every running job has saved its checkpoint, then end the sweep.
 
     A Ctrl-C or SLURM's scancel reaches every process; a signal sent to this process alone is
-    passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S.
+    passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S,
+    and every FORWARD_AGAIN_S after that while a job holds its lock.
     For SETTLE_S it waits even with no job locked: a job being started is about to be.
     """
     log.warning(
@@ -389,7 +399,7 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-            forward_at = math.inf
+            forward_at = time.monotonic() + FORWARD_AGAIN_S
         time.sleep(0.05)
     end_sweep(sweep_dir, signal_name)
 

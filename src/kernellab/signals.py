@@ -23,6 +23,7 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)
+DEFERRED = {signal.SIGINT, signal.SIGTERM}  # what a sweep's stop is asked with
 SAME_SIGNAL_S = 1.0
 
 
@@ -100,6 +101,9 @@ class SweepStop:
             for number in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(number, handle)
             self.installed, self.runs_sweep = True, runs_sweep
+            # a joblib worker starts with them blocked (kernellab._joblib_private.workers_defer_signals): one
+            # that came while it started is pending, and handled here, by `handle`
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED)
 
     def note(self, signal_name: str) -> None:
         if not self.requested and signal_name != "SIGUSR2":  # SLURM's time limit: this job only

@@ -22,23 +22,31 @@ are closer to the exact ones than F.conv2d's own float32 ones (~1e-8 relative vs
 Numba is imported only when the fused kernel first runs: importing this module, or calling it with
 `backend="torch"` or on a problem below `MIN_FUSED_PIXELS` output pixels, costs nothing extra. The
 first fused call in a process pays ~0.4 s to import numba plus ~0.1 s to load the compiled kernel
-from numba's cache (`__pycache__` beside `_stencil_numba.py`), or several seconds to compile it when
-there is no cache yet.
+from numba's cache (`__pycache__` beside `_stencil_numba.py`; NUMBA_CACHE_DIR, if set, instead), or
+several seconds to compile it when there is no cache yet. `make setup` compiles it into that cache
+(`python -m kernellab.stencil`), so a fresh clone's first large run loads it; a process that has to
+compile it anyway (another CPU, an install it can't write to) logs once that it does, and how long
+it took.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from kernellab.ops import IntOrPair, Pair, output_shape, pair
+
+log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "numba", "torch"]
 BACKENDS: tuple[str, ...] = ("auto", "numba", "torch")
@@ -242,6 +250,8 @@ def sse_and_grads(
 
     nblocks = out.shape[0]
     args = (x, y, k, np.float32(b), ph, pw, sh, sw, rows, grads, out)
+    if not _stencil_numba.sse_partials.signatures:  # this process's first call
+        _load_or_compile(_stencil_numba.sse_partials, args)
     threads = min(torch.get_num_threads(), nblocks) if oh * ow >= _PARALLEL_MIN_PIXELS else 1
     if threads <= 1:
         _stencil_numba.sse_partials(*args, 0, nblocks)
@@ -258,6 +268,39 @@ def sse_and_grads(
     grad_w = torch.from_numpy((2 * total[:-2]).astype(np.float32)).reshape(weight.shape)
     grad_b = None if bias is None else torch.tensor(2 * total[-1], dtype=torch.float32)
     return loss, grad_w, None if grad_b is None else grad_b.reshape(bias.shape)
+
+
+def _load_or_compile(kernel, args: tuple) -> float:
+    """Make `kernel` ready for `args`' types without running it (no blocks): numba loads it from
+    its cache, or compiles it (seconds), which is logged before and after. Returns the seconds."""
+    cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+    index = Path(getattr(cache_file, "_index_path", ""))
+    if not index.is_file():
+        log.info("compiling the fused numba kernel (no cache at %s yet) ...", index.parent)
+    start = time.perf_counter()
+    kernel(*args, 0, 0)
+    seconds = time.perf_counter() - start
+    if kernel.stats.cache_misses:
+        log.info(
+            "compiled the fused numba kernel in %.1f s (%s)",
+            seconds,
+            f"cached in {index.parent}" if index.is_file() else "numba could not cache it",
+        )
+    return seconds
+
+
+def warm_up() -> str:
+    """Compile the fused kernel into numba's cache unless it is there already (`make setup` runs
+    this: `python -m kernellab.stencil`); one line saying which, and where."""
+    from kernellab import _stencil_numba
+
+    kernel = _stencil_numba.sse_partials
+    X, w = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 3, 3)
+    sse_and_grads(X, torch.zeros(1, 1, 8, 8), w, torch.zeros(1), padding=1)  # training's types
+    where = kernel.stats.cache_path
+    if kernel.stats.cache_misses:
+        return f"numba: compiled the fused kernel into {where}"
+    return f"numba: the fused kernel is cached in {where} already"
 
 
 def _single_channel(t: torch.Tensor) -> bool:
@@ -281,3 +324,7 @@ def _check_target(out_hw, target_hw) -> None:
         raise ValueError(f"the kernel, padding and stride give an empty output {out_hw}")
     if out_hw != target_hw:
         raise ValueError(f"Y is {target_hw} but the convolution's output is {out_hw}")
+
+
+if __name__ == "__main__":
+    print(warm_up())

@@ -14,11 +14,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._core import BATCH_RUNNER_ATTR, BatchRunner, LaunchStats, PreparedJob, batch_runner
+    from ._core import (
+        BATCH_RUNNER_ATTR,
+        LAUNCH_LOG,
+        BatchRunner,
+        LaunchStats,
+        PreparedJob,
+        batch_runner,
+    )
     from ._workers import gpu_assignment, run_in_workers, split, visible_gpus
 
 __all__ = [
     "BATCH_RUNNER_ATTR",
+    "LAUNCH_LOG",
     "BatchRunner",
     "LaunchStats",
     "PreparedJob",

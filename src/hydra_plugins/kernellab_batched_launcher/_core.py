@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from textwrap import dedent
 from typing import Any, Protocol, TypeVar
@@ -45,6 +46,10 @@ log = logging.getLogger("hydra_plugins.kernellab_batched_launcher")
 
 #: The attribute of a task function that holds its batch runner (see `batch_runner`).
 BATCH_RUNNER_ATTR = "hydra_batch_runner"
+# In the sweep dir: each launch's jobs, one `#N : overrides` line each, as Hydra's launchers print
+# them. This launcher prints one line instead (a thousand jobs would be a thousand lines before
+# anything trains); a batch runner prints it, with its groups, when there is one.
+LAUNCH_LOG = "launch.log"
 
 
 class BatchRunner(Protocol):
@@ -485,9 +490,9 @@ class BatchedLauncherCore:
             composed_full=self.composer.stats["full"] - before["full"],
             base_compositions=self.composer.stats["bases"] - before["bases"],
         )
-        log.info(f"Launching {len(jobs)} jobs locally")
-        for job in jobs:
-            log.info(f"\t#{job.idx} : {' '.join(filter_overrides(job.overrides))}")
+        listed = _list_jobs(Path(str(config.hydra.sweep.dir)), jobs)
+        if runner is None:
+            log.info(f"Launching {len(jobs)} jobs locally, one at a time (listed in {listed})")
         try:
             if runner is None and launch.workers > 1:
                 self._run_batch(_one_by_one_in_workers, jobs)
@@ -549,3 +554,17 @@ class BatchedLauncherCore:
         for job in jobs:
             if not job.finished:
                 job.fail(RuntimeError(f"the batch runner did not finish job {job.idx}"))
+
+
+def _list_jobs(sweep_dir: Path, jobs: Sequence[PreparedJob]) -> Path:
+    """Append the launch and its jobs to the sweep's LAUNCH_LOG (a search launches many times),
+    in the words of Hydra's own launch list; returns the file."""
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+    lines = [f"[{stamp}] Launching {len(jobs)} jobs locally\n"]
+    lines += [
+        f"[{stamp}] \t#{job.idx} : {' '.join(filter_overrides(job.overrides))}\n" for job in jobs
+    ]
+    path = sweep_dir / LAUNCH_LOG
+    with open(path, "a") as file:
+        file.writelines(lines)
+    return path
