@@ -48,7 +48,7 @@ def test_a_mixed_grid_equals_the_basic_launchers(tmp_path):
             assert (
                 got["error"]
                 == want["error"]
-                == "optim.lr=0: must be > 0 and at most float32's max (3.403e+38)"
+                == "optim.lr=0: must be a number > 0 and at most float32's max (3.403e+38)"
             )
             continue
         assert got["steps_completed"] == want["steps_completed"]
