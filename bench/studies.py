@@ -140,4 +140,8 @@ def _hparams_seconds(logdir: Path) -> float | None:
         return None
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still loading 20,000 runs: SIGTERM waits for that
+            server.kill()
+            server.wait()
