@@ -901,12 +901,12 @@ def test_validation_is_recognised_under_a_wrapper(monkeypatch: pytest.MonkeyPatc
 def test_interpolations_parsed_once_resolve_as_before_and_only_during_a_launch() -> None:
     import omegaconf.base
 
-    from hydra_plugins.kernellab_batched_launcher._core import _interpolations_parsed_once
+    from hydra_plugins.kernellab_batched_launcher._private import interpolations_parsed_once
 
     cfg = OmegaConf.create({"a": 1, "b": "${a}-x", "c": "${oc.env:KL_NO_SUCH_VAR,default}/${b}"})
     plain = OmegaConf.to_container(cfg, resolve=True)
     parse = omegaconf.base.parse
-    with _interpolations_parsed_once():
+    with interpolations_parsed_once():
         assert omegaconf.base.parse is not parse
         twice = [OmegaConf.to_container(cfg, resolve=True) for _ in range(2)]
         cfg.a = 2  # a cached tree still reads the current values

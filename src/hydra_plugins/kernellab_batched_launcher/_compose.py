@@ -33,13 +33,9 @@ from hydra.core.override_parser.types import Override
 from omegaconf import Container, DictConfig, OmegaConf, flag_override, open_dict, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ReadonlyConfigError
 
-log = logging.getLogger(__name__)
+from ._private import ConfigLoaderImpl, apply_overrides, get_overrides_dirname, node, node_value
 
-try:  # private in Hydra 1.3; without them every job takes the full path
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-except ImportError:  # pragma: no cover - other Hydra versions
-    ConfigLoaderImpl = None  # type: ignore[assignment,misc]
-    get_overrides_dirname = None  # type: ignore[assignment]
+log = logging.getLogger(__name__)
 
 
 class SweepComposer:
@@ -93,7 +89,7 @@ class SweepComposer:
             self._bases[groups] = base
             self.stats["bases"] += 1
         cfg = base.copy()
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        apply_overrides(values, cfg)
         composed = ComposedJob(cfg, base, values)
         dirname = cfg.hydra.job.config.override_dirname
         dirname = get_overrides_dirname(
@@ -270,7 +266,7 @@ class ComposedJob:
         if self._base is not None and self._values is not None:
             try:
                 task = self._base.task_copy()
-                ConfigLoaderImpl._apply_overrides_to_config(self._values, task)
+                apply_overrides(self._values, task)
             except Exception:
                 pass
             else:
@@ -305,10 +301,10 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def _entry(cfg: DictConfig, key: str) -> Any:
     """`OmegaConf.to_container(cfg)[key]` (interpolations kept), without converting the rest."""
-    node = cfg._get_node(key)
-    if isinstance(node, Container):
-        return _container(node)
-    value = node._value()  # type: ignore[union-attr]
+    entry = node(cfg, key)
+    if isinstance(entry, Container):
+        return _container(entry)
+    value = node_value(entry)
     return value.name if isinstance(value, Enum) else value
 
 

@@ -12,8 +12,6 @@ dir, `hydra.job.chdir`, the job's log file, `.hydra/{config,hydra,overrides}.yam
 from __future__ import annotations
 
 import contextlib
-import functools
-import gc
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -23,22 +21,27 @@ from pathlib import Path
 from textwrap import dedent
 from typing import Any, Protocol, TypeVar
 
-import omegaconf.base
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import (
     JobReturn,
     JobRuntime,
     JobStatus,
-    _flush_loggers,
     env_override,
     filter_overrides,
     setup_globals,
 )
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, flag_override
+from omegaconf import DictConfig, OmegaConf
 
 from ._compose import ComposedJob, SweepComposer
 from ._logging import JobLogging
+from ._private import (
+    deprecation_warning,
+    flush_loggers,
+    hydra_view,
+    interpolations_parsed_once,
+    keep_out_of_gc,
+)
 from ._validation import ValidationSharingLoader, unwrap
 from ._workers import resolve_workers, run_in_workers, split
 
@@ -225,7 +228,7 @@ class PreparedJob:
             self.start()
         with self.activate(env=False):
             ret = self._return(status, value, self._working_dir, JobRuntime.instance().get("name"))
-            _flush_loggers()
+            flush_loggers()
             launch.callbacks.on_job_end(config=self.config, job_return=ret)
         if launch.on_finished is not None:
             launch.on_finished(self)
@@ -280,17 +283,6 @@ class _JobReturn(JobReturn):
         self.__dict__["_hydra_source"] = None
 
 
-def hydra_view(config: DictConfig) -> DictConfig:
-    """What `HydraConfig.set_config(config)` stores: a root holding only the hydra node, whose
-    parent stays `config` (so interpolations into the job's config resolve). set_config copies
-    the node; this shares it (read-only, like the copy), which saves a deep copy per job."""
-    view = DictConfig(content={})
-    with flag_override(view, "no_deepcopy_set_nodes", True):
-        view["hydra"] = config._get_node("hydra")
-    view._get_node("hydra")._set_parent(config)  # type: ignore[union-attr]
-    return view
-
-
 @contextlib.contextmanager
 def _nothing() -> Iterator[None]:
     yield
@@ -334,8 +326,6 @@ class _Launch:
             if version.base_at_least("1.2"):
                 return False
             if self._chdir is None:
-                from hydra._internal.deprecation_warning import deprecation_warning
-
                 url = "https://hydra.cc/docs/1.2/upgrades/1.1_to_1.2/changes_to_job_working_dir/"
                 deprecation_warning(
                     message=dedent(
@@ -378,37 +368,6 @@ def _one_by_one_in_workers(jobs: Sequence[PreparedJob]) -> None:
     # (a job whose worker died stays unfinished: the launcher fails it)
 
 
-@contextlib.contextmanager
-def _interpolations_parsed_once() -> Iterator[None]:
-    """While it lasts, OmegaConf parses each interpolation string once.
-
-    OmegaConf parses an interpolation (with ANTLR, ~1 ms) at every access, and each job resolves
-    the same few strings (`hydra.sweep.subdir`, `hydra.output_subdir`, its log file's name): 3-4 ms
-    a job. A parse tree depends on the string only and is only read when resolved, so the trees
-    are kept (by string) for the launch; a string that fails to parse raises each time, as before.
-    """
-    parse = omegaconf.base.parse
-    omegaconf.base.parse = functools.lru_cache(maxsize=1024)(parse)
-    try:
-        yield
-    finally:
-        omegaconf.base.parse = parse
-
-
-def _keep_out_of_gc() -> None:
-    """Take every object that exists now out of the garbage collector's sight (`gc.freeze`).
-
-    Called where what exists lives to the end of the sweep anyway: what the app imported, each
-    composed or prepared job, and what a launch leaves (Hydra keeps every JobReturn). Those are
-    millions of objects (each job's configs are OmegaConf trees), which every full collection
-    would scan again and again, and the one at exit once more: a 1,000-job sweep spent 4 s in
-    full collections while it composed and ran its jobs, and 2 s at exit. Garbage made later is
-    collected as usual; cyclic garbage not yet collected at a freeze stays (peak RSS of 1,000
-    seeds: about 515 MB, was 485-500 MB).
-    """
-    gc.freeze()
-
-
 class BatchedLauncherCore:
     """Everything `BatchedLauncher` does; kept out of the plugin module so that Hydra's plugin
     scan (which re-executes plugin modules) never makes two copies of these classes."""
@@ -439,7 +398,7 @@ class BatchedLauncherCore:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        _keep_out_of_gc()  # what the app imported: torch, Hydra
+        keep_out_of_gc()  # what the app imported: torch, Hydra
         loader = unwrap(hydra_context.config_loader)
         self.composer = SweepComposer(loader, config, self.fast_compose)
         self._validated.clear()
@@ -452,13 +411,13 @@ class BatchedLauncherCore:
         assert self.composer is not None
         composed = self.composer.compose_job(overrides)
         self._validated.setdefault(tuple(overrides), []).append(composed)
-        _keep_out_of_gc()  # the job's config
+        keep_out_of_gc()  # the job's config
         return composed.config
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> list[JobReturn]:
-        with _interpolations_parsed_once():
+        with interpolations_parsed_once():
             return self._launch_jobs(job_overrides, initial_job_idx)
 
     def _launch_jobs(
@@ -504,7 +463,7 @@ class BatchedLauncherCore:
         finally:
             self.stats.logging_configures = job_logging.full_configures
             job_logging.reset(config.hydra.hydra_logging, config.hydra.verbose)
-        _keep_out_of_gc()  # what the jobs left, their returns included
+        keep_out_of_gc()  # what the jobs left, their returns included
         return [job.result for job in jobs]  # type: ignore[misc]
 
     def prepare(self, launch: _Launch, overrides: Sequence[str], idx: int) -> PreparedJob:
@@ -539,7 +498,7 @@ class BatchedLauncherCore:
             _composed=composed,
             _sweep_path=sweep_path,
         )
-        _keep_out_of_gc()  # the job's configs
+        keep_out_of_gc()  # the job's configs
         return job
 
     @staticmethod

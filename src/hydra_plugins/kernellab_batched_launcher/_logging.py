@@ -20,6 +20,8 @@ from typing import Any
 from hydra.core.utils import configure_log
 from omegaconf import DictConfig, OmegaConf
 
+from ._private import reopen
+
 
 class _Discard:
     """Where a parked file handler writes: between jobs, log lines reach no job's file."""
@@ -132,7 +134,7 @@ class JobLogging:
             handler.baseFilename = path
             configured_mode, handler.mode = handler.mode, mode
             try:
-                handler.stream = handler._open()
+                reopen(handler)
             finally:
                 handler.mode = configured_mode
         finally:

@@ -14,11 +14,12 @@ doesn't validate), and no other caller sees a difference.
 from __future__ import annotations
 
 import inspect
-import sys
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.config_loader import ConfigLoader
 from hydra.plugins.sweeper import Sweeper
+
+from ._private import caller_code
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -35,8 +36,7 @@ class ValidationSharingLoader(ConfigLoader):
         self._core = core
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> Any:
-        caller = sys._getframe(1).f_code
-        if caller is _VALIDATION and master_config is self._core.config:
+        if caller_code() is _VALIDATION and master_config is self._core.config:
             return self._core.compose_for_launch(sweep_overrides)
         return self.loader.load_sweep_config(master_config, sweep_overrides)
 

@@ -31,7 +31,9 @@ from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra.core.utils import JobStatus, _flush_loggers
+from hydra.core.utils import JobStatus
+
+from ._private import flush_loggers, return_value
 
 if TYPE_CHECKING:
     from ._core import PreparedJob
@@ -241,7 +243,7 @@ def _worker(
         traceback.print_exc()
     finally:
         with contextlib.suppress(BaseException):
-            _flush_loggers()
+            flush_loggers()
             sys.stdout.flush()
             sys.stderr.flush()
             send.close()
@@ -255,7 +257,7 @@ def _result_of(job: PreparedJob) -> tuple[Any, ...]:
 
     ret = job.result
     assert ret is not None
-    value = ret._return_value
+    value = return_value(ret)
     try:
         pickle.loads(pickle.dumps(value))
     except Exception:
