@@ -55,7 +55,8 @@ class TaskConfig:
     )
     image: str = _help(
         "stripes",
-        f"Picture: {_choices(IMAGES)} (the book's stripes, noise, or its exercise's diagonal edge), or a picture file's path"
+        f"Picture: {_choices(IMAGES)} (the book's stripes, noise, or its exercise's diagonal"
+        " edge), or a picture file's path"
         " (PNG, JPEG, ...: grayscale, 0 black to 1 white, its own size).",
     )
     resize: list[int] | None = _help(
