@@ -163,6 +163,21 @@ def photo_cases() -> list[Case]:
             "task.resize=[4,4]",
         )
     ]
+    # task.target_image: the same guarded loader; a good picture of the wrong size (48x32 for
+    # the default 6x8 image's 6x6 output) is refused with both sizes
+    target = "task.target_image=t.png model.kernel_size=3"
+    cases += [
+        Case("target images", target, (("t.png", data),))
+        for data in (b"", good[: len(good) // 2], header_only_png(32, 32), good)
+    ]
+    cases += [
+        Case("target images", f"task.target_image={path} model.kernel_size=3")
+        for path in (".", "/dev/zero", "nosuch.png")
+    ]
+    cases += [
+        Case("target images", "task.target_image=t.png", (("t.png", good),)),
+        Case("target images", f"{target} objective=kernel_error", (("t.png", good),)),
+    ]
     cases += [
         Case("photos", f"task.image=p.{ext} {FAST}", ((f"p.{ext}", _picture(mode, fmt=fmt)),), True)
         for ext, mode, fmt in (

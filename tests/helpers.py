@@ -24,3 +24,30 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# An asymmetric 3x3 kernel with non-negative elements summing to 1: its output of an image in
+# [0, 1] stays in [0, 1], so a 16-bit PNG holds it to 1/65535; a flip or transpose would show.
+TRUTH_3X3 = [[0.1, 0.2, 0.0], [0.05, 0.3, 0.1], [0.0, 0.15, 0.1]]
+
+
+def correlate(X, K):
+    """The book's corr2d (no padding, stride 1) in numpy: the truth without kernellab."""
+    import numpy as np
+
+    windows = np.lib.stride_tricks.sliding_window_view(X, np.shape(K))
+    return np.einsum("ijab,ab->ij", windows, np.asarray(K))
+
+
+def write_target_pair(directory: Path, size: tuple[int, int] = (24, 28)) -> tuple[Path, Path]:
+    """An 8-bit noise picture and its 16-bit PNG target through TRUTH_3X3: (image, target)."""
+    import numpy as np
+    from PIL import Image
+
+    levels = np.random.default_rng(0).integers(0, 256, size)
+    image = directory / "image.png"
+    Image.fromarray(levels.astype(np.uint8)).save(image)
+    target = directory / "target.png"
+    Y = correlate(levels / 255, TRUTH_3X3)
+    Image.fromarray(np.rint(Y * 65535).astype(np.uint16)).save(target)
+    return image, target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from kernellab.config import compose
 from kernellab.tracking import read_scalars
 from kernellab.training import Job, train, train_group
 from kernellab.validation import validate
+from tests.helpers import TRUTH_3X3, write_target_pair
 
 
 def assert_same_run(batched, single, batched_dir, single_dir):
@@ -118,3 +120,20 @@ def test_groups_are_split_to_fit_memory():
     size = max_group_size(validate(cfg), torch.device("cpu"))
     assert 1 <= size < 4096  # a 4096² job takes ~400 MB: thousands would not fit
     assert split(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+
+
+def test_jobs_with_a_target_image_match_single_runs_and_group_by_its_file(tmp_path):
+    image, target = write_target_pair(tmp_path)
+    other = tmp_path / "other.png"
+    other.write_bytes(target.read_bytes())
+    common = (f"task.image={image}", "model.kernel_size=3", "optim=adam", "trainer.steps=10")
+    jobs = [(*common, f"task.target_image={target}", f"seed={s}") for s in range(3)]
+    jobs.append((*jobs[0], "task.target_kernel=" + json.dumps(TRUTH_3X3).replace(" ", "")))
+    results = train_both(tmp_path, jobs)  # one with a ground truth among three without
+    assert [r.kernel_error is None for r in results] == [True, True, True, False]
+
+    def key(path):
+        cfg = compose(*common, f"task.target_image={path}")
+        return group_key(cfg, validate(cfg), "torch")
+
+    assert key(target) == key(target) and key(target) != key(other)  # another file: apart

@@ -6,7 +6,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernellab.ops import corr2d, corr2d_reference, output_shape
+from kernellab.ops import (
+    corr2d,
+    corr2d_multi_in,
+    corr2d_multi_in_out,
+    corr2d_reference,
+    output_shape,
+)
 
 BOOK_X = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
 BOOK_K = torch.tensor([[0, 1], [2, 3]])
@@ -77,3 +83,34 @@ def test_banded_conv2d_equals_one_call(monkeypatch, padding, stride):
     X, K, b = torch.rand(23, 19), torch.randn(3, 2), torch.randn(1)
     expected = F.conv2d(X[None, None], K[None, None], b, stride, padding)[0, 0]
     torch.testing.assert_close(ops.conv2d_in_bands(X, K, b, padding, stride), expected)
+
+
+# d2l "Multiple Input and Multiple Output Channels": its X, K and printed results
+BOOK_X2 = torch.tensor([[[0.0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1.0, 2, 3], [4, 5, 6], [7, 8, 9]]])
+BOOK_K2 = torch.tensor([[[0.0, 1], [2, 3]], [[1.0, 2], [3, 4]]])
+
+
+def test_multi_in_book_example():
+    assert corr2d_multi_in(BOOK_X2, BOOK_K2).tolist() == [[56, 72], [104, 120]]
+
+
+def test_multi_in_out_book_example():
+    K = torch.stack((BOOK_K2, BOOK_K2 + 1, BOOK_K2 + 2))
+    assert K.shape == (3, 2, 2, 2)
+    Y = corr2d_multi_in_out(BOOK_X2, K)
+    assert Y.shape == (3, 2, 2)
+    # the book prints these three maps
+    assert Y.tolist() == [
+        [[56, 72], [104, 120]],
+        [[76, 100], [148, 172]],
+        [[96, 128], [192, 224]],
+    ]
+
+
+def test_one_by_one_convolution_is_a_matrix_product():
+    # the book's corr2d_multi_in_out_1x1: a (c_o, c_i) matrix times each pixel's channel vector
+    generator = torch.Generator().manual_seed(0)
+    X = torch.normal(0, 1, (3, 3, 3), generator=generator, dtype=torch.float64)
+    K = torch.normal(0, 1, (2, 3, 1, 1), generator=generator, dtype=torch.float64)
+    product = (K.view(2, 3) @ X.view(3, 9)).view(2, 3, 3)
+    assert torch.allclose(corr2d_multi_in_out(X, K), product, atol=1e-12)

@@ -24,7 +24,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from kernellab.report import load
 from kernellab.tracking import read_scalars
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, run_cli, write_target_pair
 
 # summary_groups.csv's columns as the issue names them (spelt out, not imported)
 GROUP_COLUMNS = [
@@ -298,3 +298,24 @@ def test_a_replicate_key_the_sweep_does_not_vary_gives_groups_of_one(tmp_path: P
 def test_readme_names_every_group_column() -> None:
     readme = (ROOT / "README.md").read_text()
     assert all(f"`{column}`" in readme for column in ("summary_groups.csv", *GROUP_COLUMNS))
+
+
+@pytest.mark.slow
+def test_without_a_ground_truth_the_verdict_counts_no_recovery(tmp_path: Path) -> None:
+    image, target = write_target_pair(tmp_path)
+    proc = run_cli(
+        "-m",
+        f"task.image={image}",
+        f"task.target_image={target}",
+        "model.kernel_size=3",
+        "optim=adam",
+        "optim.lr=0.001,0.01",
+        "seed=range(2)",
+        "trainer.steps=20",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    verdict = (tmp_path / "sweep" / "summary.md").read_text().splitlines()[4]
+    assert "recover" not in verdict and verdict.count("(2 seeds)") == 2, verdict
+    assert "final_loss" in verdict

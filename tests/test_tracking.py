@@ -13,6 +13,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch.utils.tensorboard.summary import histogram
 
+from kernellab.config import compose
 from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, heatmap
 from kernellab.rundir import read_metrics
 from kernellab.tracking import (
@@ -24,6 +25,7 @@ from kernellab.tracking import (
     read_scalars,
 )
 from kernellab.training import train
+from tests.helpers import write_target_pair
 
 # Spelt out, as the README's tag table promises them.
 IMAGE_TAGS = [
@@ -378,3 +380,19 @@ def test_an_event_is_protobufs_own_serialization(step: int) -> None:
     summary = histogram_summary("kernel/weights", np.array([-0.7, 0.9]))
     expected = Event(wall_time=1795727653.25, step=step, summary=summary).SerializeToString()
     assert summary_event(1795727653.25, step, summary.SerializeToString()) == expected
+
+
+def test_a_run_without_a_ground_truth_logs_no_error_target_or_comparison(tmp_path):
+    image, target = write_target_pair(tmp_path)
+    overrides = (f"task.image={image}", f"task.target_image={target}", "model.kernel_size=3")
+    train(
+        compose(*overrides, "optim.lr=0.0005", "trainer.steps=4", "logger.snapshot_every=2"),
+        tmp_path / "run",
+    )
+    events = accumulator(tmp_path / "run")
+    scalars = events.Tags()["scalars"]
+    assert "train/loss" in scalars and "kernel/w_2_2" in scalars and "kernel/bias" in scalars
+    assert not [t for t in scalars if t == "kernel/error" or t.startswith("kernel/target_")]
+    images = ["data/input", "data/target", "kernel/image", "data/prediction"]
+    assert sorted(events.Tags()["images"]) == sorted(images)
+    assert [e.step for e in events.Images("kernel/image")] == [2, 4]

@@ -2,18 +2,24 @@
 
 import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (import cost outside timings)
 
 from kernellab.checkpoint import CHECKPOINT_FILE
+from kernellab.data import input_image
 from kernellab.errors import ConfigError, UserError
 from kernellab.ops import corr2d_reference
+from kernellab.registry import NAMED_KERNELS
 from kernellab.rundir import METRICS_FILE
 from kernellab.tracking import read_scalars
 from kernellab.training import train
 
+ROOT = Path(__file__).resolve().parents[1]
 EDGE = torch.tensor([[-1.0, 1.0]])
 
 
@@ -314,6 +320,64 @@ def test_experiment_sobel_x_learns_sobel(make_cfg, tmp_path):
     result = train(make_cfg("experiment=sobel_x"), tmp_path)
     sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
     assert torch.allclose(torch.tensor(result.weight), sobel, atol=1e-3)
+
+
+def make_blur_pair_script():
+    """scripts/make_blur_pair.py as a module: the blur_pair experiment's truth is its kernel."""
+    import importlib.util
+
+    path = ROOT / "scripts" / "make_blur_pair.py"
+    spec = importlib.util.spec_from_file_location("make_blur_pair", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # about 10 s: 2,000 Adam steps on the 512x600 photo
+def test_experiment_blur_pair_recovers_the_scripts_gaussian(make_cfg, tmp_path):
+    script = make_blur_pair_script()
+    kernel = script.GAUSSIAN_5X5
+    assert kernel.sum() == pytest.approx(1) and kernel[2, 2] == kernel.max()
+    assert np.allclose(kernel, kernel.T) and np.allclose(kernel, kernel[::-1])
+    # the bundled target is what the script makes from the bundled photo
+    made = script.make_blur_pair(out=tmp_path / "blurred.png")
+    bundled = ROOT / "examples" / "grace_hopper_blur5.png"
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(bundled)))
+    assert Image.open(bundled).mode == "I;16"
+    result = train(make_cfg("experiment=blur_pair", f"task.target_image={made}"), tmp_path / "run")
+    assert result.status == "completed"
+    assert np.abs(np.asarray(result.weight) - kernel).max() < 0.01
+    # its ground truth, the named gaussian_5x5, is the script's kernel
+    assert np.allclose(NAMED_KERNELS["gaussian_5x5"], kernel, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "edge"),
+    [("[[-1,1]]", -torch.eye(8, 7)), ("[[-1],[1]]", torch.diag(torch.ones(7), 1)[:7])],
+    ids=["edge", "transposed"],
+)
+def test_experiment_diagonal_edge_finds_the_edge_with_both_detectors(
+    make_cfg, tmp_path, kernel, edge
+):
+    # the book's exercise: [[-1, 1]] marks the diagonal with -1, its transpose just above with +1
+    X = input_image(8, 8, [2, 6], "diagonal", "vertical")
+    assert torch.equal(X, torch.ones(8, 8).tril())
+    K = torch.tensor(json.loads(kernel), dtype=torch.float32)
+    assert torch.equal(corr2d_reference(X, K), edge)
+    result = train(make_cfg("experiment=diagonal_edge", f"task.target_kernel={kernel}"), tmp_path)
+    assert result.kernel_error < 0.01 and abs(result.bias) < 0.01
+
+
+def test_second_derivative_kernels_differentiate_twice(make_cfg, tmp_path):
+    # d²/dx² x² = 2 and the Laplacian of x² + y² is 4, exactly on a grid
+    i, j = torch.meshgrid(torch.arange(6.0), torch.arange(7.0), indexing="ij")
+    second = torch.tensor(NAMED_KERNELS["second_derivative_x"])
+    assert torch.equal(corr2d_reference(j**2, second), torch.full((6, 5), 2.0))
+    assert torch.equal(corr2d_reference(i**2, second.t()), torch.full((4, 7), 2.0))
+    laplacian = torch.tensor(NAMED_KERNELS["laplacian"])
+    assert torch.equal(corr2d_reference(i**2 + j**2, laplacian), torch.full((4, 5), 4.0))
+    result = train(make_cfg("experiment=laplacian"), tmp_path)
+    assert result.kernel_error < 0.01
 
 
 @pytest.mark.cuda

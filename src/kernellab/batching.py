@@ -30,7 +30,8 @@ def group_key(cfg: AnyConfig, geometry: Geometry, backend: str) -> tuple[Any, ..
     """Jobs with equal keys train as one program; None: the job trains alone.
 
     The key is what fixes the program's shape and where it runs: the image's shape (after
-    `horizontal`), kernel size, padding, stride, bias, device, thread setting and optimizer class.
+    `horizontal`), kernel size, padding, stride, bias, device, thread setting, optimizer class and
+    target image file.
     Seeds, pictures, target kernels, learning rates and other optimizer arguments, steps and
     logging settings may differ. A backend whose entry says it doesn't batch (the book's loop, our
     corr2d, the fused one-pass step for one big image) and `trainer.cuda_graph` can't be batched
@@ -47,6 +48,9 @@ def group_key(cfg: AnyConfig, geometry: Geometry, backend: str) -> tuple[Any, ..
         str(cfg.trainer.device),
         str(cfg.trainer.num_threads),
         str(cfg.optim._target_),
+        # a target image's path: jobs with different target files train apart (each group
+        # decodes its one file once; photos are cached a few at a time)
+        cfg.task.target_image,
     )
 
 

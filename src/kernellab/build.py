@@ -13,7 +13,7 @@ import torch
 
 from kernellab.checkpoint import Checkpoint
 from kernellab.checks import backend_of
-from kernellab.data import Task, input_image, make_task, target_kernel
+from kernellab.data import Task, input_image, make_task, target_image, target_kernel
 from kernellab.errors import ConfigError
 from kernellab.model import Conv2D
 from kernellab.optim import optimizer_arguments, optimizer_class
@@ -84,7 +84,10 @@ def _build_task(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> Tas
     # drawn on the CPU, so a seed gives the same image on every device
     image = input_image(t.height, t.width, t.stripe, t.image, t.orientation, t.resize).to(device)
     kernel = target_kernel(geometry.target_kernel, t.orientation)
-    return make_task(image, kernel, geometry.kernel_size, geometry.padding, geometry.stride)
+    target = target_image(t.target_image, t.orientation)
+    return make_task(
+        image, kernel, geometry.kernel_size, geometry.padding, geometry.stride, target=target
+    )
 
 
 def _build_model(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> Conv2D:

@@ -56,6 +56,8 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     _check_memory(geometry, backend, device)
     if cfg.task.image not in IMAGES:  # decoded now (and kept): a broken file leaves no run dir
         photo(cfg.task.image, cfg.task.resize)
+    if cfg.task.target_image is not None:
+        photo(cfg.task.target_image, key="task.target_image")
     probe_optimizer(cfg.optim, _parameter_shapes(geometry, cfg.model.bias), device)
     if cfg.trainer.resume == AUTO_RESUME:
         finished = _finished_run(run_dir, cfg.trainer.steps) if run_dir else None

@@ -55,11 +55,26 @@ class TaskConfig:
     )
     image: str = _help(
         "stripes",
-        f"Picture: {_choices(IMAGES)} (the book's stripes, or noise), or a picture file's path"
+        f"Picture: {_choices(IMAGES)} (the book's stripes, noise, or its exercise's diagonal"
+        " edge), or a picture file's path"
         " (PNG, JPEG, ...: grayscale, 0 black to 1 white, its own size).",
     )
-    resize: list[int] | None = _help(None, "`[height, width]` to resize a picture file to.")
-    target_kernel: Any = _help([[-1.0, 1.0]], f"A matrix, or a name: {_choices(NAMED_KERNELS)}.")
+    resize: list[int] | None = _help(
+        None,
+        "`[height, width]` to resize `task.image` (a picture file) to; `task.target_image` is"
+        " never resized (resampling would change the filter between the two).",
+    )
+    target_kernel: Any = _help(
+        None,
+        f"A matrix, or a name: {_choices(NAMED_KERNELS)}; null: the book's `[[-1, 1]]`, or beside"
+        " `task.target_image` no ground truth (`kernel_error` null).",
+    )
+    target_image: str | None = _help(
+        None,
+        "A picture file's path (8- or 16-bit, scaled to [0, 1] by its bit depth): the target Y"
+        " itself, the image filtered by the unknown kernel; its size must be the convolution's"
+        " output size. null: Y is `task.target_kernel` applied to the image.",
+    )
 
 
 @dataclass

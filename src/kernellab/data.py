@@ -16,18 +16,32 @@ from kernellab.image_files import PictureError, picture_size, read_picture
 from kernellab.ops import IntOrPair, Pair, conv2d_in_bands
 from kernellab.registry import IMAGES, NAMED_KERNELS
 
-__all__ = ["IMAGES", "NAMED_KERNELS", "Task", "input_image", "make_task", "target_kernel"]
+__all__ = [
+    "IMAGES",
+    "NAMED_KERNELS",
+    "Task",
+    "input_image",
+    "make_task",
+    "target_image",
+    "target_kernel",
+]
 
 
 @dataclass(frozen=True)
 class Task:
     image: torch.Tensor  # X, (h, w)
-    kernel: torch.Tensor  # the target kernel, embedded at the centre of the model's kernel size
-    target: torch.Tensor  # Y = corr2d(X, kernel) with the model's padding and stride
+    # the target kernel, embedded at the centre of the model's kernel size; None: not known (a
+    # target image without task.target_kernel)
+    kernel: torch.Tensor | None
+    target: torch.Tensor  # Y = corr2d(X, kernel) with the model's padding and stride, or a file
 
 
-def target_kernel(matrix: Sequence[Sequence[float]], orientation: str) -> torch.Tensor:
-    """The target kernel as a tensor; `horizontal` transposes it."""
+def target_kernel(
+    matrix: Sequence[Sequence[float]] | None, orientation: str
+) -> torch.Tensor | None:
+    """The target kernel as a tensor (None: none); `horizontal` transposes it."""
+    if matrix is None:
+        return None
     K = torch.tensor(matrix, dtype=torch.float32)
     return K.t().contiguous() if orientation == "horizontal" else K
 
@@ -44,6 +58,15 @@ def input_image(
     or `resize`); `horizontal` is its transpose."""
     X = IMAGES[image](height, width, stripe) if image in IMAGES else photo(image, resize)
     return X.t().contiguous() if orientation == "horizontal" else X
+
+
+def target_image(path: str | None, orientation: str) -> torch.Tensor | None:
+    """`task.target_image`: the target Y from a picture file, at its own size (None: none);
+    `horizontal` transposes it with the image."""
+    if path is None:
+        return None
+    Y = photo(path, key="task.target_image")
+    return Y.t().contiguous() if orientation == "horizontal" else Y
 
 
 def photo(path: str, size: Sequence[int] | None = None, key: str = "task.image") -> torch.Tensor:
@@ -80,9 +103,10 @@ def photo_size(path: str) -> tuple[int, int] | str:
         return str(error)
 
 
-def kernel_error(kernel: Sequence[float], target: Sequence[float]) -> float:
-    """The Frobenius distance between a learned kernel and the target, both flattened alike."""
-    return math.dist(kernel, target)
+def kernel_error(kernel: Sequence[float], target: Sequence[float] | None) -> float | None:
+    """The Frobenius distance between a learned kernel and the target, both flattened alike;
+    None without a target (a target image with no ground truth)."""
+    return None if target is None else math.dist(kernel, target)
 
 
 def embed_kernel(kernel: torch.Tensor, size: Pair) -> torch.Tensor:
@@ -96,16 +120,22 @@ def embed_kernel(kernel: torch.Tensor, size: Pair) -> torch.Tensor:
 
 def make_task(
     image: torch.Tensor,
-    kernel: torch.Tensor,
+    kernel: torch.Tensor | None,
     kernel_size: Pair,
     padding: IntOrPair,
     stride: IntOrPair,
+    target: torch.Tensor | None = None,
 ) -> Task:
-    """Y comes from X with the same padding and stride as the model, so any geometry is learnable.
+    """Y comes from X with the same padding and stride as the model, so any geometry is learnable;
+    a given `target` (a target image, its size checked by validation) is Y itself, and `kernel`
+    then only the ground truth to measure the learned kernel against (None: none).
 
     Computed with F.conv2d (which `corr2d` is tested against) on X's device, in bands of rows so
     that a photo of any size needs no more than its own bytes again.
     """
-    kernel = embed_kernel(kernel, kernel_size).to(image.device)
-    target = conv2d_in_bands(image, kernel, padding=padding, stride=stride)
-    return Task(image=image, kernel=kernel, target=target)
+    if kernel is not None:
+        kernel = embed_kernel(kernel, kernel_size).to(image.device)
+    if target is None:
+        assert kernel is not None, "a task needs a target kernel or a target image"
+        target = conv2d_in_bands(image, kernel, padding=padding, stride=stride)
+    return Task(image=image, kernel=kernel, target=target.to(image.device))

@@ -239,7 +239,7 @@ class JobLog:
 
     tracker: Tracker
     log: logging.Logger
-    target: list[float]  # the target kernel as the model sees it, flattened
+    target: list[float] | None  # the target kernel as the model sees it, flattened; None: none
     last_step: int
     log_every: int
     snapshot_every: int

@@ -48,6 +48,22 @@ def corr2d(
     return torch.tensordot(windows, K.to(dtype), dims=2)
 
 
+def corr2d_multi_in(
+    X: torch.Tensor, K: torch.Tensor, padding: IntOrPair = 0, stride: IntOrPair = 1
+) -> torch.Tensor:
+    """The book's multi-input-channel correlation: X (c_in, h, w) and K (c_in, kh, kw), one
+    `corr2d` per channel, summed over the channels into one (oh, ow) map."""
+    return sum(corr2d(x, k, padding, stride) for x, k in zip(X, K, strict=True))
+
+
+def corr2d_multi_in_out(
+    X: torch.Tensor, K: torch.Tensor, padding: IntOrPair = 0, stride: IntOrPair = 1
+) -> torch.Tensor:
+    """The book's multi-output version: K (c_out, c_in, kh, kw), one `corr2d_multi_in` per
+    output channel, stacked into (c_out, oh, ow)."""
+    return torch.stack([corr2d_multi_in(X, k, padding, stride) for k in K])
+
+
 def corr2d_reference(
     X: torch.Tensor, K: torch.Tensor, padding: IntOrPair = 0, stride: IntOrPair = 1
 ) -> torch.Tensor:

@@ -108,7 +108,10 @@ def _result(outcome: Outcome, member: Member, device, threads: int, wall: float)
         kernel = model.kernel.detach().cpu()
         weight = kernel.tolist()
         bias = model.bias.item() if model.bias is not None else None
-        error = kernel_error(kernel.flatten().tolist(), member.task.kernel.flatten().tolist())
+        truth = member.task.kernel
+        error = kernel_error(
+            kernel.flatten().tolist(), None if truth is None else truth.flatten().tolist()
+        )
     diverged = outcome.status == "diverged"
     return TrainResult(
         status=outcome.status,

@@ -28,6 +28,7 @@ def tracker(member: Member) -> TensorBoardTracker:
         member.task.kernel,
         purge_step=done + 1 if done else None,
         target_output=member.task.target,
+        kernel_shape=member.geometry.kernel_size,
     )
 
 
@@ -37,7 +38,7 @@ def job_log(member: Member, tracker: TensorBoardTracker) -> JobLog:
     return JobLog(
         tracker=tracker,
         log=member.job.log,
-        target=member.task.kernel.flatten().tolist(),
+        target=None if member.task.kernel is None else member.task.kernel.flatten().tolist(),
         last_step=steps,
         log_every=cfg.logger.log_every,
         snapshot_every=snapshot_interval(steps, cfg.logger.snapshot_every),
@@ -62,17 +63,21 @@ def log_run_starts(members: list[Member], trackers: list[TensorBoardTracker]) ->
             shown = task
         plain = resolved(cfg).plain
         tracker.log_config(config_yaml(plain))
-        tracker.log_hparams(hyperparameters(plain, tuple(task.kernel.shape)), member.job.swept)
+        used = hyperparameters(plain, member.geometry.kernel_size, member.geometry.target_kernel)
+        tracker.log_hparams(used, member.job.swept)
         for picture in pictures:
             tracker.log_summary(picture)
 
 
 def _task_pictures(task: Task) -> list[tuple[str, torch.Tensor]]:
-    return [(INPUT_TAG, task.image), (TARGET_TAG, task.target), (TARGET_KERNEL_TAG, task.kernel)]
+    pictures = [(INPUT_TAG, task.image), (TARGET_TAG, task.target)]
+    return pictures if task.kernel is None else [*pictures, (TARGET_KERNEL_TAG, task.kernel)]
 
 
 def _same_task(a: Task, b: Task) -> bool:
-    return all(
-        torch.equal(x, y)
-        for x, y in ((a.image, b.image), (a.target, b.target), (a.kernel, b.kernel))
-    )
+    if (a.kernel is None) != (b.kernel is None):
+        return False
+    pairs = [(a.image, b.image), (a.target, b.target)]
+    if a.kernel is not None:
+        pairs.append((a.kernel, b.kernel))
+    return all(torch.equal(x, y) for x, y in pairs)

@@ -190,8 +190,12 @@ def verdict(
     names = group_names(groups)
     unit = "seeds" if tuple(settings.replicates) == ("seed",) else "replicates"
     first_jobs = table[0]["jobs"] if table else 0
+    # no job has a ground truth (target images alone): there is no kernel to recover, only loss
+    truth = any(row.kernel_error is not None for group in groups for row in group.rows)
     rates = [
         f"{names[row['group']]} {_recovery(row, unit, k == 0 or row['jobs'] != first_jobs)}"
+        if truth
+        else f"{names[row['group']]} ({row['jobs']} {unit if row['jobs'] > 1 else unit[:-1]})"
         for k, row in enumerate(table[:VERDICT_GROUPS])
     ]
     more = len(table) - VERDICT_GROUPS

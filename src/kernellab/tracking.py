@@ -148,37 +148,49 @@ class TensorBoardTracker:
     def __init__(
         self,
         run_dir: Path,
-        target: torch.Tensor,
+        target: torch.Tensor | None,
         purge_step: int | None,
         target_output: torch.Tensor | None = None,
+        kernel_shape: Sequence[int] | None = None,
     ) -> None:
-        """`target`: the target kernel as the model sees it (embedded in its kernel shape)."""
+        """`target`: the target kernel as the model sees it (embedded in its kernel shape); None
+        when there is no ground truth (a target image alone): then no `kernel/error`,
+        `kernel/target_i_j` or `kernel/compare`, and `kernel/image` on each snapshot's own scale.
+        `kernel_shape`: the model's, needed without a target."""
         self.events = EventFile(run_dir, purge_step)
-        self.target = target.detach().cpu()
-        self.kernel_scale = symmetric_scale(self.target)
+        self.target = None if target is None else target.detach().cpu()
+        self.kernel_scale = None if self.target is None else symmetric_scale(self.target)
         self.output_scale = None if target_output is None else symmetric_scale(target_output)
-        kh, kw = self.target.shape
-        self.scalar_tags = [LOSS_TAG, ERROR_TAG]
+        kh, kw = self.target.shape if self.target is not None else tuple(kernel_shape or ())
+        self.kernel_shape = (kh, kw)
+        self.scalar_tags = [LOSS_TAG] if self.target is None else [LOSS_TAG, ERROR_TAG]
         self.targets: list[Summary.Value] = []  # kernel/target_i_j, small kernels only
         if kh * kw <= MAX_KERNEL_SCALARS:
             elements = [(i, j) for i in range(kh) for j in range(kw)]
             self.scalar_tags += [weight_tag(i, j) for i, j in elements]
-            values = self.target.flatten().tolist()
-            self.targets = [
-                Summary.Value(tag=target_tag(i, j), simple_value=v)
-                for (i, j), v in zip(elements, values, strict=True)
-            ]
+            if self.target is not None:
+                values = self.target.flatten().tolist()
+                self.targets = [
+                    Summary.Value(tag=target_tag(i, j), simple_value=v)
+                    for (i, j), v in zip(elements, values, strict=True)
+                ]
         self.target_steps: list[int] = []  # where the target scalars were written
         self.last_step: int | None = None
         if purge_step is None:  # a new run; a resumed one has its layout already
             self.events.add(_kernel_layout_summary(kh, kw))
 
     def log_step(
-        self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
+        self,
+        step: int,
+        loss: float,
+        kernel: Sequence[float],
+        bias: float | None,
+        error: float | None,
     ) -> None:
-        """One event: the loss, the kernel error, every kernel element (small kernels), the bias,
-        and on the session's first logged step the target elements."""
-        values = [loss, error, *kernel][: len(self.scalar_tags)]
+        """One event: the loss, the kernel error (None: no ground truth), every kernel element
+        (small kernels), the bias, and on the session's first logged step the target elements."""
+        head = [loss] if error is None else [loss, error]
+        values = [*head, *kernel][: len(self.scalar_tags)]
         tags = self.scalar_tags
         if bias is not None:
             tags, values = [*tags, BIAS_TAG], [*values, bias]
@@ -199,7 +211,7 @@ class TensorBoardTracker:
         if tag == INPUT_TAG:
             picture = grayscale(values)
         elif tag == TARGET_KERNEL_TAG:
-            picture = heatmap(values, self.kernel_scale)
+            picture = heatmap(values, self.kernel_scale or symmetric_scale(values))
         else:  # data/target, data/prediction
             picture = heatmap(values, self.output_scale or symmetric_scale(values))
         return image_summary(tag, picture)
@@ -235,22 +247,29 @@ def log_snapshots(
 ) -> None:
     """Each run's snapshot at `step`: a histogram of its kernel (given flat), `kernel/image` and
     `kernel/compare`. The pictures of runs with the same kernel shape and scale (a group's, as a
-    rule) are coloured together: numpy costs per call, and each picture has a few values."""
+    rule) are coloured together: numpy costs per call, and each picture has a few values. A run
+    without a ground truth has no `kernel/compare`, and its `kernel/image` is on its own scale."""
     batches: dict[tuple, list[tuple[TensorBoardTracker, Sequence[float]]]] = {}
-    for tracker, kernel in snapshots:
-        key = (tuple(tracker.target.shape), tracker.kernel_scale)
-        batches.setdefault(key, []).append((tracker, kernel))
+    for index, (tracker, kernel) in enumerate(snapshots):
+        # no target: alone, its scale from its kernel
+        scale = tracker.kernel_scale if tracker.target is not None else ("own", index)
+        batches.setdefault((tracker.kernel_shape, scale), []).append((tracker, kernel))
     for (shape, scale), batch in batches.items():
         kernels = torch.tensor([kernel for _, kernel in batch]).view(-1, *shape)
-        targets = torch.stack([tracker.target for tracker, _ in batch])
         histograms = histogram_summaries(HISTOGRAM_TAG, kernels.view(len(batch), -1).numpy())
-        pictures = zip(heatmaps(kernels, scale), comparisons(targets, kernels, scale), strict=True)
-        for (tracker, _), histogram, (image, compared) in zip(
-            batch, histograms, pictures, strict=True
+        if isinstance(scale, tuple):
+            images, compared = heatmaps(kernels, symmetric_scale(kernels)), [None]
+        else:
+            targets = torch.stack([tracker.target for tracker, _ in batch])
+            images = heatmaps(kernels, scale)
+            compared = comparisons(targets, kernels, scale)
+        for (tracker, _), histogram, image, comparison in zip(
+            batch, histograms, images, compared, strict=True
         ):
             tracker.events.add(histogram, step)
             tracker.events.add(image_summary(KERNEL_IMAGE_TAG, image), step)
-            tracker.events.add(image_summary(COMPARE_TAG, compared), step)
+            if comparison is not None:
+                tracker.events.add(image_summary(COMPARE_TAG, comparison), step)
 
 
 def image_summary(tag: str, picture: Picture) -> Summary:
@@ -329,11 +348,16 @@ _KIND_TYPES = {
 }
 
 
-def hyperparameters(cfg: Any, kernel_size: Sequence[int] | None = None) -> dict[str, Any]:
+def hyperparameters(
+    cfg: Any,
+    kernel_size: Sequence[int] | None = None,
+    target_kernel: Sequence[Sequence[float]] | None = None,
+) -> dict[str, Any]:
     """The run's config as flat HParams, as the run resolved it.
 
     `model.kernel_size` is the size used (`kernel_size`, e.g. "[1, 2]" also when the config says
-    null), `logger.snapshot_every` and `trainer.print_every` the intervals used; other nulls
+    null), a null `task.target_kernel` the kernel it stands for (`target_kernel`: the book's; none
+    beside a target image), `logger.snapshot_every` and `trainer.print_every` the intervals used; other nulls
     (`trainer.resume`) are left out. The optimizer is named by its class. Each value has the
     type the schema gives its key (`hparam_kinds`): booleans stay booleans, numbers numbers, and
     anything else is a string, lists as "[1, 2]". `cfg`: the config, or the dict
@@ -356,6 +380,8 @@ def hyperparameters(cfg: Any, kernel_size: Sequence[int] | None = None) -> dict[
     steps = flat["trainer.steps"]
     if kernel_size is not None:
         flat["model.kernel_size"] = list(kernel_size)
+    if flat.get("task.target_kernel") is None and target_kernel is not None:
+        flat["task.target_kernel"] = [list(row) for row in target_kernel]
     flat["logger.snapshot_every"] = snapshot_interval(steps, flat["logger.snapshot_every"])
     flat["trainer.print_every"] = flat["trainer.print_every"] or print_interval(steps)
     kinds = hparam_kinds()

@@ -29,13 +29,15 @@ MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
 # Every other int (sizes, steps, intervals, threads) stays below 2^31: torch's convolutions and
 # the OS take C ints, and a Python int is unbounded (`model.stride=2^63` overflowed in conv2d)
 MAX_INT = 2**31 - 1
+BOOK_KERNEL = [[-1.0, 1.0]]  # `task.target_kernel=null` without a target image: the book's
 
 
 @dataclass(frozen=True)
 class Geometry:
     """The validated shapes of a run."""
 
-    target_kernel: list[list[float]]  # as written (a name resolved), before `horizontal`
+    # as written (a name resolved), before `horizontal`; None: no ground truth (a target image)
+    target_kernel: list[list[float]] | None
     kernel_size: Pair
     padding: Pair
     stride: Pair
@@ -58,13 +60,24 @@ def validate(cfg: AnyConfig) -> Geometry:
         f"must be [a, b] with 0 <= a <= b <= task.width ({task.width})",
     )
     _require_choice("task.orientation", task.orientation, ("vertical", "horizontal"))
-    target = _target_kernel(task.target_kernel)
-    target_hw = (len(target), len(target[0]))
+    target = _target_kernel(task.target_kernel, task.target_image is not None)
+    _require_ground_truth(cfg, target)
+    target_hw = (len(target), len(target[0])) if target else (1, 1)
     input_hw, picture = _input_shape(task)
     if task.orientation == "horizontal":
         target_hw, input_hw = target_hw[::-1], input_hw[::-1]
 
-    kernel_size = target_hw if model.kernel_size is None else _pair("model.kernel_size", model, 1)
+    if model.kernel_size is None:
+        require(
+            target is not None,
+            "model.kernel_size",
+            None,
+            "must be given with task.target_image and no task.target_kernel (the shape to learn),"
+            " e.g. model.kernel_size=5",
+        )
+        kernel_size = target_hw
+    else:
+        kernel_size = _pair("model.kernel_size", model, 1)
     require(
         kernel_size[0] >= target_hw[0] and kernel_size[1] >= target_hw[1],
         "model.kernel_size",
@@ -84,6 +97,8 @@ def validate(cfg: AnyConfig) -> Geometry:
     _require_choice("model.init", model.init, INITS)
     _require_choice("model.backend", model.backend, (AUTO, *BACKENDS))
     outputs = output_shape(input_hw, kernel_size, padding, stride)
+    if task.target_image is not None:
+        _require_target_image_size(task, picture, input_hw, (kernel_size, padding, stride), outputs)
     too_big = size_refusal(model.backend, outputs[0] * outputs[1])
     require(too_big is None, "model.backend", model.backend, str(too_big))
     optimizer = validate_optimizer(cfg.optim)
@@ -123,6 +138,38 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
     require(isinstance(size, tuple), "task.image", task.image, str(size))
     shape = tuple(resize) if resize is not None else size
     return shape, f"image {task.image}"
+
+
+def _require_ground_truth(cfg: AnyConfig, target: list[list[float]] | None) -> None:
+    """`objective=kernel_error` needs a kernel to measure the learned one against."""
+    require(
+        target is not None or cfg.objective != "kernel_error",
+        "objective",
+        cfg.objective,
+        "needs a ground truth: give task.target_kernel beside task.target_image, or use"
+        " objective=final_loss",
+    )
+
+
+def _require_target_image_size(
+    task: AnyConfig, picture: str, input_hw: Pair, conv: tuple[Pair, Pair, Pair], outputs: Pair
+) -> None:
+    """The target image must be the convolution's output, pixel for pixel (`horizontal`: after
+    transposing it with the image)."""
+    size = photo_size(task.target_image)
+    require(isinstance(size, tuple), "task.target_image", task.target_image, str(size))
+    if task.orientation == "horizontal":
+        size = size[::-1]
+    (kh, kw), padding, stride = conv
+    require(
+        tuple(size) == tuple(outputs),
+        "task.target_image",
+        task.target_image,
+        f"is {size[0]}x{size[1]}, but {picture} is {input_hw[0]}x{input_hw[1]} and a {kh}x{kw}"
+        f" kernel with padding {list(padding)}, stride {list(stride)} makes"
+        f" {outputs[0]}x{outputs[1]}: the target must be {outputs[0]}x{outputs[1]}"
+        + (" (sizes after horizontal transposes both)" if task.orientation == "horizontal" else ""),
+    )
 
 
 def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
@@ -171,8 +218,11 @@ def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
         _require_int("logger.snapshot_every", logger.snapshot_every, 1, " or null")
 
 
-def _target_kernel(spec: Any) -> list[list[float]]:
+def _target_kernel(spec: Any, has_target_image: bool) -> list[list[float]] | None:
+    """The ground-truth kernel; null: none beside a target image, else the book's."""
     key = "task.target_kernel"
+    if spec is None:
+        return None if has_target_image else [list(row) for row in BOOK_KERNEL]
     if isinstance(spec, str):
         _require_choice(key, spec, NAMED_KERNELS)
         return [[float(v) for v in row] for row in NAMED_KERNELS[spec]]
