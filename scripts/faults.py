@@ -115,7 +115,7 @@ BAD_INPUTS = [
     "trainer.num_threads=2147483648",
     "model.bias=2",
     "model.bias=yes",
-    "model.bias='true'",
+    "model.bias=\"'true'\"",  # the string 'true' (shlex takes the outer quotes)
     "trainer.cuda_graph=1",
     # an Optuna search's settings, before the study starts (no database file created)
     "hparams_search=edge_optuna hydra.sweeper.direction=sideways",

@@ -48,7 +48,20 @@ def show(value: Any) -> str:
         value = OmegaConf.to_container(value)
     if value is None:
         return "null"
+    if isinstance(value, str) and _reads_as_other_type(value):
+        return f"'{value}'"  # the quoted string the user typed, not the bool or number it reads as
     return str(value).replace(" ", "") if isinstance(value, list | tuple) else str(value)
+
+
+def _reads_as_other_type(text: str) -> bool:
+    """Whether Hydra's grammar would read `text`, unquoted, as a bool, null or number."""
+    if text.lower() in ("true", "false", "null"):
+        return True
+    try:
+        float(text.replace("_", ""))
+    except ValueError:
+        return False
+    return True
 
 
 # What Hydra and OmegaConf raise about a user's command line or config: the user's mistakes
