@@ -73,6 +73,7 @@ GRAMMAR = [
     "+trainer.stepz=5",
     "~seed",
     "~task",
+    "~optim",
     "model.kernal_size=3",
     "hydra.run.dir=${oc.env:KERNELLAB_UNSET_VARIABLE}",
     "hydra/launcher=nosuch",

@@ -45,6 +45,9 @@ def refused(proc: subprocess.CompletedProcess[str]) -> str:
         ("model.kernal_size=3", "Could not override 'model.kernal_size'"),
         ("+foo=1", "foo=1: is not a config key: a `+` override can't add one"),
         ("++task.extra=1", "task.extra=1: is not a config key"),
+        ("~seed", "~seed: seed can't be deleted"),
+        ("~task", "~task: task can't be deleted"),
+        ("~optim", "~optim: optim can't be deleted"),
     ],
 )
 def test_hydras_errors_are_one_line_and_leave_nothing(

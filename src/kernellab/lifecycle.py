@@ -89,19 +89,24 @@ OPEN_PREFIXES = ("hydra.", "optim.")
 
 def _check_additions(config: DictConfig) -> None:
     """Refuse `+key=` and `++key=` of a key the schema doesn't have: a typo of a real key would
-    silently train the defaults. Config groups (`+experiment=...`) and OPEN_PREFIXES stay open."""
+    silently train the defaults. Config groups (`+experiment=...`) and OPEN_PREFIXES stay open.
+    Refuse `~key` of a schema key or section: every one of them is needed to train."""
     schema = {key for key, _, _ in schema_rows()}
     for override in OverridesParser.create().parse_overrides(command_line_overrides(config.hydra)):
         key = override.key_or_group
+        if override.is_delete() and any(k == key or k.startswith(f"{key}.") for k in schema):
+            raise UserError(
+                f"{override.input_line}: {key} can't be deleted, kernellab needs every key of its "
+                "schema; set it to another value instead"
+            )
         is_group = key in config.hydra.runtime.choices
         if not (override.is_add() or override.is_force_add()) or is_group or key in schema:
             continue
         if not key.startswith(OPEN_PREFIXES):
-            raise ConfigError(
-                override.input_line.lstrip("+").split("=", 1)[0],
-                override.input_line.split("=", 1)[1],
-                "is not a config key: a `+` override can't add one (a typo would train the "
-                "defaults); add a field to the schema (kernellab/config.py) instead",
+            raise UserError(
+                f"{override.input_line.lstrip('+')}: is not a config key: a `+` override can't "
+                "add one (a typo would train the defaults); add a field to the schema "
+                "(kernellab/config.py) instead"
             )
 
 
