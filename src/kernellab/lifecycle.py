@@ -41,7 +41,7 @@ from kernellab.config_help import schema_rows
 from kernellab.console import number, numbers
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
 from kernellab.optuna_settings import check_optuna, is_optuna
-from kernellab.paths import AUTO_RESUME, resume_override
+from kernellab.paths import AUTO_RESUME, MULTIRUN_YAML, resume_override
 from kernellab.rundir import RunLock, ensure_no_run, ensure_writable, locked_runs, write_metrics
 from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
 from kernellab.signals import SWEEP, exit_status
@@ -168,8 +168,6 @@ def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
     sweep overrides of its command line, from `<sweep dir>/multirun.yaml` (each job's own
     overrides hold single values only).
     """
-    from kernellab.report import MULTIRUN_YAML
-
     parser = OverridesParser.create()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         overrides = parser.parse_overrides(command_line_overrides(hydra_cfg))
@@ -293,7 +291,7 @@ def _check_sweep_dir(config: DictConfig) -> None:
     """A sweep dir that holds a sweep is only continued, by the same sweep with
     `trainer.resume=auto`: a new sweep there would overwrite finished jobs' results or mix two
     sweeps' jobs in one summary."""
-    from kernellab.report import MULTIRUN_YAML, continue_command
+    from kernellab.report import continue_command
 
     sweep_dir = Path(config.hydra.sweep.dir)
     if not (sweep_dir / MULTIRUN_YAML).is_file():
@@ -331,8 +329,6 @@ def start_sweep(config: DictConfig) -> None:
     """Every sweep dir gets the `multirun.yaml` Hydra's basic sweeper writes (Optuna's doesn't):
     what marks a dir as a sweep for `python -m kernellab.report`, and the sweep's command line.
     From here a signal ends the sweep with every job recorded."""
-    from kernellab.report import MULTIRUN_YAML
-
     sweep_dir = Path(config.hydra.sweep.dir)
     _running_sweep[:] = [sweep_dir]
     multirun_yaml = sweep_dir / MULTIRUN_YAML
@@ -355,7 +351,7 @@ def start_sweep(config: DictConfig) -> None:
 
 def end_multirun(config: DictConfig) -> None:
     """The sweep's last job has returned: the summary; exit 1 if a job failed or is unfinished."""
-    from kernellab.report import MULTIRUN_YAML, ReportError
+    from kernellab.report import ReportError
 
     sweep_dir = Path(config.hydra.sweep.dir)
     if SWEEP.requested:  # a signal came after the last job had started

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 AUTO_RESUME = "auto"  # trainer.resume: whatever this run's own dir holds
+MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of a multirun's config, in the sweep dir
 
 
 def run_dir(resume: str | None, fresh: str) -> str:

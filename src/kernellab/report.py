@@ -30,7 +30,7 @@ from kernellab.errors import EXIT_USAGE
 from kernellab.eventfile import scalar_curves
 from kernellab.group_runs import CURVE_TAGS, Curves, write_group_runs
 from kernellab.job_dirs import JobRow, read_job, read_yaml
-from kernellab.paths import AUTO_RESUME, path_override
+from kernellab.paths import AUTO_RESUME, MULTIRUN_YAML, path_override
 from kernellab.paths import job_dir as subdir_name
 from kernellab.rundir import atomic_write
 from kernellab.studies import (
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 
 CSV_FILE, MD_FILE, PNG_FILE = "summary.csv", "summary.md", "summary.png"
 GROUPS_CSV_FILE = "summary_groups.csv"
-MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of a multirun's config, in the sweep dir
 FAILED = {"failed", "missing"}  # statuses counted as failures
 UNFINISHED = ("interrupted", "not started")  # what continuing a sweep trains
 UNSEEN = ("missing", "not started")  # jobs whose dir holds no metrics.json
