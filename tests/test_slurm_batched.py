@@ -7,16 +7,27 @@ Skipped without a cluster (`sinfo` does not answer), except the refusal that nee
 from __future__ import annotations
 
 import csv
+import glob
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from kernellab.rundir import read_metrics
-from tests.helpers import run_cli
-from tests.test_slurm import _sinfo_answers
+from tests.helpers import TRAIN_PY, run_cli
+from tests.test_slurm import (
+    SLOW_TASK,
+    _sinfo_answers,
+    error_lines,
+    job_dir,
+    logged_steps,
+    steps_for,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -152,3 +163,103 @@ def test_tasks_below_one_are_refused_before_anything_is_written(tmp_path, tasks)
         f"error: hydra.launcher.tasks={tasks}: must be a number of SLURM array tasks >= 1\n"
     )
     assert not sweep_dir.exists()
+
+
+def task_dirs(sweep_dir: Path) -> list[Path]:
+    """submitit's dir of each array task (.submitit/<array>_<task>), by task."""
+    return sorted(
+        (p for p in (sweep_dir / ".submitit").glob("*_*") if p.is_dir()),
+        key=lambda p: int(p.name.split("_")[1]),
+    )
+
+
+@needs_cluster
+def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path):
+    # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
+    # run. Two jobs of one group in one task, against the same batch trained locally.
+    steps = steps_for(60, tmp_path)
+    grid = [*SLOW_TASK, f"trainer.steps={steps}", "seed=1,2"]
+    reference = subprocess.Popen(  # meanwhile, on the other core
+        [
+            sys.executable,
+            str(TRAIN_PY),
+            "-m",
+            "hydra/launcher=batched",
+            *grid,
+            f"hydra.sweep.dir={tmp_path / 'reference'}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        proc, sweep_dir = sweep(
+            tmp_path,
+            "cluster",
+            *SLURM_BATCHED,
+            "hydra.launcher.tasks=1",
+            "hydra.launcher.timeout_min=1",
+            "hydra.launcher.signal_delay_s=5",
+            *grid,
+            timeout=480,
+        )
+        _, reference_err = reference.communicate(timeout=300)
+    finally:
+        reference.kill()
+    assert reference.returncode == 0, reference_err
+    assert proc.returncode == 0, proc.stderr
+
+    (task,) = task_dirs(sweep_dir)
+    task_log = "".join(p.read_text() for p in task.glob("*_log.*"))
+    requeues = task_log.count("Requeued job")
+    assert requeues >= 1, task_log
+    want = job_dirs(tmp_path / "reference")
+    for name, job in job_dirs(sweep_dir).items():
+        log = (job / "train.log").read_text()
+        assert log.count("SIGUSR2 received: stopping after this step and saving") == requeues
+        assert len(list((job / ".hydra").glob("resume-*"))) == requeues
+        got, ref = read_metrics(job), read_metrics(want[name])
+        assert got["status"] == "completed" and got["steps_completed"] == steps
+        assert got["num_threads"] == ref["num_threads"]
+        for key in ("weight", "bias", "final_loss", "initial_loss"):
+            assert got[key] == ref[key], f"{name}: {key}"  # bitwise
+        assert logged_steps(job) == list(range(10, steps + 1, 10))  # none repeated or missing
+    assert {row["status"] for row in summary_rows(sweep_dir).values()} == {"completed"}
+
+
+@needs_cluster
+def test_scancel_of_one_task_interrupts_its_jobs_and_the_others_complete(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # by weight, the long job gets a task of its own, the short one the other
+    args = [*SLURM_BATCHED, "hydra.launcher.tasks=2", *SLOW_TASK, "trainer.steps=20000,100000000"]
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), "-m", *args, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def long_job_is_training() -> bool:
+            logs = glob.glob(str(sweep_dir / "1_*" / "train.log"))
+            return bool(logs) and "step 10000," in Path(logs[0]).read_text()
+
+        wait_for(long_job_is_training, 120, "job 1 to train")
+        subprocess.run(["scancel", task_dirs(sweep_dir)[1].name], check=True)
+        _, stderr = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    (line,) = error_lines(stderr)
+    assert line.startswith("error: 1 interrupted: continue the sweep with python train.py -m ")
+    assert "hydra/launcher=slurm_batched" in line and line.endswith(" trainer.resume=auto")
+    assert {j: r["status"] for j, r in summary_rows(sweep_dir).items()} == {
+        "0": "completed",
+        "1": "interrupted",
+    }
+    metrics = read_metrics(job_dir(sweep_dir, 1))
+    assert metrics["signal"] == "SIGTERM" and metrics["steps_completed"] >= 10000
