@@ -25,7 +25,6 @@ from tests.test_slurm import (
     error_lines,
     job_dir,
     logged_steps,
-    steps_for,
     wait_for,
 )
 
@@ -166,59 +165,55 @@ def test_tasks_below_one_are_refused_before_anything_is_written(tmp_path, tasks)
 
 
 def task_dirs(sweep_dir: Path) -> list[Path]:
-    """submitit's dir of each array task (.submitit/<array>_<task>), by task."""
-    return sorted(
-        (p for p in (sweep_dir / ".submitit").glob("*_*") if p.is_dir()),
-        key=lambda p: int(p.name.split("_")[1]),
-    )
+    """submitit's dir of each task, by task: .submitit/<array>_<task>, or .submitit/<job> for a
+    lone task (submitit submits an array of one as a plain job)."""
+    dirs = [p for p in (sweep_dir / ".submitit").iterdir() if p.is_dir()]
+    tasks = [p for p in dirs if "_" in p.name]
+    return sorted(tasks, key=lambda p: int(p.name.split("_")[1])) if tasks else dirs
+
+
+def group_steps_for(seconds: float, tmp_path: Path, grid: list[str]) -> int:
+    """How many steps the jobs of `grid`, trained as one group, do in about `seconds` here."""
+    proc, probe = sweep(tmp_path, "probe", "hydra/launcher=batched", *grid, "trainer.steps=20000")
+    assert proc.returncode == 0, proc.stderr
+    rate = min(read_metrics(job)["steps_per_s"] for job in job_dirs(probe).values())
+    return int(rate * seconds) // 10 * 10
 
 
 @needs_cluster
 def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path):
     # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
     # run. Two jobs of one group in one task, against the same batch trained locally.
-    steps = steps_for(60, tmp_path)
-    grid = [*SLOW_TASK, f"trainer.steps={steps}", "seed=1,2"]
-    reference = subprocess.Popen(  # meanwhile, on the other core
-        [
-            sys.executable,
-            str(TRAIN_PY),
-            "-m",
-            "hydra/launcher=batched",
-            *grid,
-            f"hydra.sweep.dir={tmp_path / 'reference'}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    grid = [*SLOW_TASK, "seed=1,2"]
+    steps = group_steps_for(60, tmp_path, grid)
+    grid.append(f"trainer.steps={steps}")
+    proc, sweep_dir = sweep(
+        tmp_path,
+        "cluster",
+        *SLURM_BATCHED,
+        "hydra.launcher.tasks=1",
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=5",
+        *grid,
+        timeout=360,
     )
-    try:
-        proc, sweep_dir = sweep(
-            tmp_path,
-            "cluster",
-            *SLURM_BATCHED,
-            "hydra.launcher.tasks=1",
-            "hydra.launcher.timeout_min=1",
-            "hydra.launcher.signal_delay_s=5",
-            *grid,
-            timeout=480,
-        )
-        _, reference_err = reference.communicate(timeout=300)
-    finally:
-        reference.kill()
-    assert reference.returncode == 0, reference_err
     assert proc.returncode == 0, proc.stderr
+    reference_proc, reference = sweep(tmp_path, "reference", "hydra/launcher=batched", *grid)
+    assert reference_proc.returncode == 0, reference_proc.stderr
 
     (task,) = task_dirs(sweep_dir)
     task_log = "".join(p.read_text() for p in task.glob("*_log.*"))
-    requeues = task_log.count("Requeued job")
-    assert requeues >= 1, task_log
-    want = job_dirs(tmp_path / "reference")
+    assert "Requeued job" in task_log
+    want = job_dirs(reference)
+    requeues = {
+        len(list((job / ".hydra").glob("resume-*"))) for job in job_dirs(sweep_dir).values()
+    }
+    assert len(requeues) == 1 and min(requeues) >= 1  # each run continued the last, both jobs
+    assert task_log.count("SIGUSR2 received: stopping after this step and saving") == min(requeues)
     for name, job in job_dirs(sweep_dir).items():
+        # the task's process got the signal (its log says so); each job's log, each resume
         log = (job / "train.log").read_text()
-        assert log.count("SIGUSR2 received: stopping after this step and saving") == requeues
-        assert len(list((job / ".hydra").glob("resume-*"))) == requeues
+        assert log.count("resuming ") == min(requeues)
         got, ref = read_metrics(job), read_metrics(want[name])
         assert got["status"] == "completed" and got["steps_completed"] == steps
         assert got["num_threads"] == ref["num_threads"]
