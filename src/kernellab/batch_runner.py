@@ -12,6 +12,10 @@ With `hydra.launcher.workers` > 1 the batch is split (by each job's steps x pixe
 forked worker processes (the plugin's `run_in_workers`), each checking, grouping and training its
 part as above on its share of the cores; after a signal each worker records its part and returns,
 and this process ends the sweep.
+
+In a SLURM task of `hydra/launcher=slurm_batched` (kernellab_slurm/batched.py) the batch is the
+task's share of the sweep: after a signal the task records its share and exits with the signal's
+status (SIGUSR2: kernellab.slurm requeues it), and the submitting process ends the sweep.
 """
 
 from __future__ import annotations

@@ -37,9 +37,6 @@ Numbered = list[tuple[int, list[str]]]  # (job number, overrides): a task's shar
 
 
 class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
-    # (not "...BatchedLauncher": kernellab.runtime takes that name for a launcher whose jobs
-    # run in the sweep's own process)
-
     def __init__(self, tasks: Any = 4, **params: Any) -> None:
         super().__init__(**params)  # the slurm preset's options, for the executor
         self.tasks = tasks
