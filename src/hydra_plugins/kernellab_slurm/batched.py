@@ -87,13 +87,8 @@ class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
             f"({'/'.join(str(len(s)) for s in shares)} jobs) into {sweep_dir} "
             f"(listed in {listed})"
         )
-        watcher = slurm.job_state_watcher()
-        by_number: dict[int, JobReturn] = {}
-        for job, share in zip(submitted, shares, strict=True):
-            job.watcher = watcher
-            for (num, _), ret in zip(share, slurm.task_results_or_inf(job, share), strict=True):
-                by_number[num] = ret
-        return [by_number[initial_job_idx + i] for i in range(len(job_overrides))]
+        returns = _gather(submitted, shares)
+        return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
 
     def _plan(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, tasks: int
@@ -146,6 +141,20 @@ class BatchTask:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def _gather(submitted: Sequence[Any], shares: Sequence[Numbered]) -> dict[int, JobReturn]:
+    """Every job's JobReturn, by job number, as its task ends (one state poller for them all)."""
+    from kernellab import slurm
+
+    watcher = slurm.job_state_watcher()
+    for job in submitted:
+        job.watcher = watcher
+    returns: dict[int, JobReturn] = {}
+    for job, share in zip(submitted, shares, strict=True):
+        for (num, _), ret in zip(share, slurm.task_results_or_inf(job, share), strict=True):
+            returns[num] = ret
+    return returns
 
 
 def parse_tasks(setting: Any) -> int:
