@@ -7,6 +7,7 @@ from kernellab.runtime import (
     available_cores,
     choose_num_threads,
     joblib_workers,
+    jobs_run_in_this_process,
     resolve_device,
 )
 
@@ -47,3 +48,13 @@ def test_joblib_n_jobs_convention():
     assert joblib_workers(2) == 2
     assert joblib_workers(-1) == available_cores()
     assert joblib_workers(0) == 0
+
+
+def test_which_launchers_run_jobs_in_the_sweeps_own_process():
+    here = "hydra_plugins.kernellab_batched_launcher.batched_launcher.BatchedLauncher"
+    basic = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+    slurm_batched = "hydra_plugins.kernellab_slurm.batched.KernellabSlurmBatchLauncher"
+    assert jobs_run_in_this_process({"_target_": here})
+    assert jobs_run_in_this_process({"_target_": basic})
+    assert not jobs_run_in_this_process({"_target_": slurm_batched})
+    assert not jobs_run_in_this_process({"_target_": "x.MySlurmBatchedLauncher"})  # names whole

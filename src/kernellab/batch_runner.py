@@ -12,12 +12,17 @@ With `hydra.launcher.workers` > 1 the batch is split (by each job's steps x pixe
 forked worker processes (the plugin's `run_in_workers`), each checking, grouping and training its
 part as above on its share of the cores; after a signal each worker records its part and returns,
 and this process ends the sweep.
+
+In a SLURM task of `hydra/launcher=slurm_batched` (kernellab_slurm/batched.py) the batch is the
+task's share of the sweep: after a signal the task records its share and exits with the signal's
+status (SIGUSR2: kernellab.slurm requeues it), and the submitting process ends the sweep.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,10 +36,10 @@ from hydra_plugins.kernellab_batched_launcher import (
     split,
     visible_gpus,
 )
-from kernellab import batching, console, lifecycle, runtime
+from kernellab import batching, console, lifecycle, packing, runtime
 from kernellab.checks import Checked
 from kernellab.errors import UserError
-from kernellab.signals import SWEEP
+from kernellab.signals import SWEEP, exit_status
 from kernellab.training import Job, train_group
 
 log = logging.getLogger("kernellab")
@@ -48,7 +53,13 @@ def run_batch(jobs: Sequence[PreparedJob]) -> None:
     if workers > 1 and torch.cuda.is_initialized():  # a forked CUDA context is unusable
         log.warning("CUDA is in use in this process (an earlier batch): this batch runs in it")
         workers = 1
+    in_task = lifecycle.in_submitit_job()  # a SLURM task of hydra/launcher=slurm_batched
+    if in_task and not SWEEP.installed:
+        SWEEP.install()  # a scancel between groups stops the task before its next group
     signal_name = _run(jobs) if workers <= 1 else _run_in_workers(jobs, workers)
+    if signal_name and in_task:  # the sweep is the submitting process's: it summarises
+        _record_not_started(jobs)
+        sys.exit(exit_status(signal_name))  # SIGUSR2: kernellab.slurm requeues the task
     if signal_name:
         _stop(jobs, signal_name)
 
@@ -108,7 +119,10 @@ def _run(jobs: Sequence[PreparedJob], cores: int | None = None, worker: str = ""
 def _run_in_workers(jobs: Sequence[PreparedJob], workers: int) -> str | None:
     """Split the batch over `workers` forked processes; the signal that stopped it, if any."""
     cores = max(1, runtime.cores_for_this_job(jobs[0].config.hydra.launcher) // workers)
-    parts = [[jobs[i] for i in part] for part in split([_weight(j) for j in jobs], workers)]
+    parts = [
+        [jobs[i] for i in part]
+        for part in split([packing.job_weight(j.task_cfg) for j in jobs], workers)
+    ]
     gpus = gpu_assignment(len(parts), visible_gpus())
     log.info(
         "%d jobs over %d worker processes (%s jobs), %d core(s) each",
@@ -131,14 +145,6 @@ def _run_in_workers(jobs: Sequence[PreparedJob], workers: int) -> str | None:
             for job in lost:
                 _fail(job, error)
     return SWEEP.signal_name if SWEEP.requested else None
-
-
-def _weight(job: PreparedJob) -> float:
-    """A job's work, before it is checked: steps x image pixels (resize, else height x width;
-    a picture file's own size isn't read here)."""
-    task, steps = job.task_cfg.task, job.task_cfg.trainer.steps
-    height, width = task.resize if task.resize else (task.height, task.width)
-    return float(max(1, steps) * max(1, height * width))
 
 
 def _train(

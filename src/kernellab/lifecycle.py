@@ -213,6 +213,11 @@ def _check_sweep(config: DictConfig) -> None:
     workers = config.hydra.launcher.get("workers", "auto")  # hydra/launcher=batched
     if workers != "auto" and (type(workers) is not int or workers < 1):
         raise ConfigError("hydra.launcher.workers", workers, "must be auto or a number >= 1")
+    tasks = config.hydra.launcher.get("tasks", 1)  # hydra/launcher=slurm_batched
+    if type(tasks) is not int or tasks < 1:
+        raise ConfigError(
+            "hydra.launcher.tasks", tasks, "must be a number of SLURM array tasks >= 1"
+        )
     parser = OverridesParser.create()
     for override in parser.parse_overrides(command_line_overrides(config.hydra)):
         is_group = override.key_or_group in config.hydra.runtime.choices  # e.g. optim=adam

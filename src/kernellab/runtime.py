@@ -81,7 +81,8 @@ def joblib_workers(n_jobs: int) -> int:
     return n_jobs if n_jobs >= 0 else available_cores() + 1 + n_jobs
 
 
-IN_PROCESS_LAUNCHERS = ("BasicLauncher", "BatchedLauncher")
+# class names, matched whole (KernellabSlurmBatchLauncher runs its jobs on SLURM)
+IN_PROCESS_LAUNCHERS = (".BasicLauncher", ".BatchedLauncher")
 
 
 def jobs_run_in_this_process(launcher: Mapping[str, Any]) -> bool:

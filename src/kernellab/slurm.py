@@ -124,21 +124,52 @@ def _is_submitit_handler(handler: Any) -> bool:
 
 def result_or_inf(job: Any, job_num: int, overrides: Sequence[str]) -> Any:
     """The job's JobReturn; for a job that ended without one, a JobReturn with objective inf."""
+    result = _result_or_none(job, f"job {job_num} ({' '.join(overrides)})")
+    return result[0] if result is not None else _inf_return(overrides)
+
+
+def task_results_or_inf(task: Any, jobs: Sequence[tuple[int, Sequence[str]]]) -> list[Any]:
+    """The JobReturns of a slurm_batched task's `jobs` (number, overrides), from the outcomes it
+    returned (hydra_plugins.kernellab_batched_launcher.result_of); a task that ended without them
+    (scancel, a kill, out of requeues) gives each of its jobs inf (their dirs say what happened)."""
     from hydra.core.utils import JobReturn, JobStatus
+
+    numbers = f"{jobs[0][0]}-{jobs[-1][0]}" if len(jobs) > 1 else str(jobs[0][0])
+    result = _result_or_none(task, f"jobs {numbers} ({len(jobs)} job(s))")
+    outcomes = {outcome[0]: outcome for outcome in (result[0] if result is not None else [])}
+    returns = []
+    for num, overrides in jobs:
+        if num not in outcomes:
+            returns.append(_inf_return(overrides))
+            continue
+        _, status, value, working_dir, task_name = outcomes[num]
+        ret = JobReturn(overrides=list(overrides), working_dir=working_dir, task_name=task_name)
+        ret.status, ret.return_value = JobStatus[status], value
+        returns.append(ret)
+    return returns
+
+
+def _result_or_none(job: Any, what: str) -> Any:
+    """submitit's results of a SLURM job, or None (with one log line) if it ended without them."""
     from submitit.core.utils import UncompletedJobError
 
     try:
-        return job.results()[0]
+        return job.results()
     except UncompletedJobError as error:  # includes FailedJobError: submitit's own error result
         reason = _job_error(str(error)) or job.watcher.get_state(job.job_id, mode="cache")
         log.warning(
-            "job %d (%s): SLURM job %s ended without a result (%s); logs: %s",
-            job_num,
-            " ".join(overrides),
+            "%s: SLURM job %s ended without a result (%s); logs: %s",
+            what,
             job.job_id,
             reason,
             job.paths.stderr,
         )
+    return None
+
+
+def _inf_return(overrides: Sequence[str]) -> Any:
+    from hydra.core.utils import JobReturn, JobStatus
+
     ret = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
     ret.return_value = math.inf
     return ret

@@ -17,26 +17,29 @@ if TYPE_CHECKING:
     from ._core import (
         BATCH_RUNNER_ATTR,
         LAUNCH_LOG,
+        BatchedLauncherCore,
         BatchRunner,
         LaunchStats,
         PreparedJob,
         batch_runner,
     )
-    from ._workers import gpu_assignment, run_in_workers, split, visible_gpus
+    from ._workers import gpu_assignment, result_of, run_in_workers, split, visible_gpus
 
 __all__ = [
     "BATCH_RUNNER_ATTR",
     "LAUNCH_LOG",
     "BatchRunner",
+    "BatchedLauncherCore",
     "LaunchStats",
     "PreparedJob",
     "batch_runner",
     "gpu_assignment",
+    "result_of",
     "run_in_workers",
     "split",
     "visible_gpus",
 ]
-_WORKERS = {"gpu_assignment", "run_in_workers", "split", "visible_gpus"}
+_WORKERS = {"gpu_assignment", "result_of", "run_in_workers", "split", "visible_gpus"}
 
 
 def __getattr__(name: str) -> Any:

@@ -417,11 +417,32 @@ class BatchedLauncherCore:
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> list[JobReturn]:
+        numbered = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        return self.launch_numbered(numbered)
+
+    def launch_numbered(
+        self, numbered: Sequence[tuple[int, Sequence[str]]], list_jobs: bool = True
+    ) -> list[JobReturn]:
+        """`launch` for jobs numbered by the caller (a share of a sweep run elsewhere, e.g. one
+        SLURM task's); `list_jobs=False`: the caller lists them in LAUNCH_LOG itself."""
         with interpolations_parsed_once():
-            return self._launch_jobs(job_overrides, initial_job_idx)
+            return self._launch_jobs(numbered, list_jobs)
+
+    def task_configs(self, job_overrides: Sequence[Sequence[str]]) -> list[DictConfig]:
+        """Each job's task config (the config without `hydra`), composed as a launch composes it
+        (the sweeper's validation pass reused), for planning where jobs run; nothing is written."""
+        assert self.composer is not None
+        configs = []
+        with interpolations_parsed_once():
+            for overrides in job_overrides:
+                validated = self._validated.get(tuple(overrides))
+                composed = validated.pop(0) if validated else None
+                configs.append((composed or self.composer.compose_job(overrides)).task_config())
+        self._validated.clear()
+        return configs
 
     def _launch_jobs(
-        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+        self, numbered: Sequence[tuple[int, Sequence[str]]], list_jobs: bool = True
     ) -> list[JobReturn]:
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
@@ -433,10 +454,7 @@ class BatchedLauncherCore:
         before = dict(self.composer.stats)
         launch = _Launch(self.hydra_context, self.task_function, job_logging)
         try:
-            jobs = [
-                self.prepare(launch, overrides, initial_job_idx + i)
-                for i, overrides in enumerate(job_overrides)
-            ]
+            jobs = [self.prepare(launch, overrides, idx) for idx, overrides in numbered]
         finally:
             self._validated.clear()
         runner = find_batch_runner(self.task_function) if self.use_batch_runner else None
@@ -449,7 +467,8 @@ class BatchedLauncherCore:
             composed_full=self.composer.stats["full"] - before["full"],
             base_compositions=self.composer.stats["bases"] - before["bases"],
         )
-        listed = _list_jobs(Path(str(config.hydra.sweep.dir)), jobs)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        listed = _list_jobs(sweep_dir, jobs) if list_jobs else sweep_dir / LAUNCH_LOG
         if runner is None:
             log.info(f"Launching {len(jobs)} jobs locally, one at a time (listed in {listed})")
         try:

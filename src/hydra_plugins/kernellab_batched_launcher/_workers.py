@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra.core.utils import JobStatus
+from hydra.core.utils import JobReturn, JobStatus
 
 from ._private import flush_loggers, return_value
 
@@ -234,7 +234,7 @@ def _worker(
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
         for job in part:
             launch = job._require_launch()
-            launch.on_finished = lambda job: send.send(_result_of(job))
+            launch.on_finished = lambda job: send.send(result_of(job.idx, job.result))
         run(part, k, workers)
         status = 0
     except SystemExit as exit_:
@@ -250,16 +250,16 @@ def _worker(
         os._exit(status)
 
 
-def _result_of(job: PreparedJob) -> tuple[Any, ...]:
-    """What the launcher's process needs of a finished job to make its JobReturn; a value that
+def result_of(idx: int, ret: JobReturn | None) -> tuple[Any, ...]:
+    """What the launcher's process needs of finished job `idx` to make its JobReturn, `(idx,
+    status name, value, working_dir, task_name)`, sent from a worker or a SLURM task; a value that
     doesn't survive pickling (an exception with its own constructor) is sent as a RuntimeError."""
     import pickle
 
-    ret = job.result
     assert ret is not None
     value = return_value(ret)
     try:
         pickle.loads(pickle.dumps(value))
     except Exception:
         value = RuntimeError(f"{type(value).__name__}: {value}")
-    return (job.idx, ret.status.name, value, ret.working_dir, ret.task_name)
+    return (idx, ret.status.name, value, ret.working_dir, ret.task_name)

@@ -1,0 +1,260 @@
+"""`hydra/launcher=slurm_batched` against a real SLURM cluster (`scripts/slurm-cluster.sh up`):
+the same sweep as the local batched launcher, job for job; values reaching Optuna; refusals.
+
+Skipped without a cluster (`sinfo` does not answer), except the refusal that needs none.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kernellab.rundir import read_metrics
+from tests.helpers import TRAIN_PY, run_cli
+from tests.test_slurm import (
+    SLOW_TASK,
+    _sinfo_answers,
+    error_lines,
+    job_dir,
+    logged_steps,
+    wait_for,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.slurm,
+    pytest.mark.timeout(600),
+    # one cluster: under pytest-xdist (make test) these run one after another, on one worker
+    pytest.mark.xdist_group("slurm"),
+]
+needs_cluster = pytest.mark.skipif(
+    not _sinfo_answers(),
+    reason="no SLURM cluster: `sinfo` does not answer (scripts/slurm-cluster.sh up starts one)",
+)
+
+SLURM_BATCHED = [
+    "hydra/launcher=slurm_batched",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+]
+# two groups (kernel sizes), each with jobs that complete and jobs that diverge (lr 0.1)
+GRID = ["seed=range(4)", "optim.lr=0.01,0.1", "model.kernel_size=[1,2],[1,3]", "trainer.steps=30"]
+COMPARED = ("status", "steps_completed", "final_loss", "initial_loss", "kernel_error")
+
+
+def sweep(tmp_path: Path, name: str, *args: str, timeout: float = 300):
+    sweep_dir = tmp_path / name
+    proc = run_cli("-m", *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, timeout=timeout)
+    return proc, sweep_dir
+
+
+def job_dirs(sweep_dir: Path) -> dict[str, Path]:
+    return {p.name: p for p in sweep_dir.iterdir() if p.is_dir() and p.name[0].isdigit()}
+
+
+def files(run_dir: Path) -> list[str]:
+    """A run dir's files, an event file by its kind (its name holds the time, host and pid)."""
+    return sorted(
+        p.name.split(".")[0] if p.name.startswith("events.") else p.name for p in run_dir.iterdir()
+    )
+
+
+def summary_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    with open(sweep_dir / "summary.csv") as f:
+        return {row["job"]: row for row in csv.DictReader(f)}
+
+
+def assert_close(got: object, want: object, what: str) -> None:
+    if isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), what
+        for g, w in zip(got, want, strict=True):
+            assert_close(g, w, what)
+    elif isinstance(want, float) and isinstance(got, float):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-6) or got == want, what
+    else:
+        assert got == want, what
+
+
+@needs_cluster
+def test_a_slurm_batched_sweep_equals_the_local_batched_one_job_for_job(tmp_path):
+    proc, cluster = sweep(tmp_path, "cluster", *SLURM_BATCHED, "hydra.launcher.tasks=3", *GRID)
+    assert proc.returncode == 0, proc.stderr
+    local_proc, local = sweep(tmp_path, "local", "hydra/launcher=batched", *GRID)
+    assert local_proc.returncode == 0, local_proc.stderr
+
+    assert "as 3 SLURM array task(s)" in proc.stdout + proc.stderr
+    tasks = {p.name for p in (cluster / ".submitit").glob("*_*") if p.is_dir()}
+    assert len(tasks) == 3  # one array of three tasks (.submitit/<array>_<task>)
+    got, want = job_dirs(cluster), job_dirs(local)
+    assert sorted(got) == sorted(want) and len(got) == 16  # the same job numbers and dir names
+    for name, run_dir in got.items():
+        mine, theirs = read_metrics(run_dir), read_metrics(want[name])
+        for key in (*COMPARED, "weight", "bias"):
+            assert_close(mine[key], theirs[key], f"{name}: {key}")
+        assert files(run_dir) == files(want[name]), name
+    statuses = {row["status"] for row in summary_rows(cluster).values()}
+    assert statuses == {"completed", "diverged"}
+    rows, local_rows = summary_rows(cluster), summary_rows(local)
+    assert [rows[j]["status"] for j in sorted(rows)] == [
+        local_rows[j]["status"] for j in sorted(local_rows)
+    ]
+    assert (cluster / "summary_groups.csv").is_file() and (cluster / "summary.md").is_file()
+    listed = (cluster / "launch.log").read_text()
+    assert listed.count("\t#") == 16 and listed.count("SLURM job ") == 3
+
+
+@needs_cluster
+def test_optuna_gets_every_trials_value_from_the_tasks(tmp_path):
+    proc, sweep_dir = sweep(
+        tmp_path,
+        "optuna",
+        *SLURM_BATCHED,
+        "hydra.launcher.tasks=2",
+        "hparams_search=edge_optuna",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=4",
+        "trainer.steps=10",
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    finite = [
+        m["kernel_error"] if m["status"] == "completed" else math.inf
+        for m in map(read_metrics, job_dirs(sweep_dir).values())
+    ]
+    assert len(finite) == 4
+    assert results["best_value"] == pytest.approx(min(finite))  # Optuna saw the jobs' values
+
+
+@needs_cluster
+def test_a_refused_partition_is_one_line_and_leaves_nothing(tmp_path):
+    proc, sweep_dir = sweep(
+        tmp_path,
+        "sweep",
+        *SLURM_BATCHED,
+        "hydra.launcher.partition=no_such_partition",
+        "seed=1,2",
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: sbatch refused the jobs: "), proc.stderr
+    assert "invalid partition specified: no_such_partition" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stdout == ""
+    assert not sweep_dir.exists()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("tasks", ["0", "-2", "x"])
+def test_tasks_below_one_are_refused_before_anything_is_written(tmp_path, tasks):
+    proc, sweep_dir = sweep(
+        tmp_path, "sweep", *SLURM_BATCHED, f"hydra.launcher.tasks={tasks}", "seed=1,2"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: hydra.launcher.tasks={tasks}: must be a number of SLURM array tasks >= 1\n"
+    )
+    assert not sweep_dir.exists()
+
+
+def task_dirs(sweep_dir: Path) -> list[Path]:
+    """submitit's dir of each task, by task: .submitit/<array>_<task>, or .submitit/<job> for a
+    lone task (submitit submits an array of one as a plain job)."""
+    dirs = [p for p in (sweep_dir / ".submitit").iterdir() if p.is_dir()]
+    tasks = [p for p in dirs if "_" in p.name]
+    return sorted(tasks, key=lambda p: int(p.name.split("_")[1])) if tasks else dirs
+
+
+def group_steps_for(seconds: float, tmp_path: Path, grid: list[str]) -> int:
+    """How many steps the jobs of `grid`, trained as one group, do in about `seconds` here."""
+    proc, probe = sweep(tmp_path, "probe", "hydra/launcher=batched", *grid, "trainer.steps=20000")
+    assert proc.returncode == 0, proc.stderr
+    rate = min(read_metrics(job)["steps_per_s"] for job in job_dirs(probe).values())
+    return int(rate * seconds) // 10 * 10
+
+
+@needs_cluster
+def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path):
+    # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
+    # run. Two jobs of one group in one task, against the same batch trained locally.
+    grid = [*SLOW_TASK, "seed=1,2"]
+    steps = group_steps_for(60, tmp_path, grid)
+    grid.append(f"trainer.steps={steps}")
+    proc, sweep_dir = sweep(
+        tmp_path,
+        "cluster",
+        *SLURM_BATCHED,
+        "hydra.launcher.tasks=1",
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=5",
+        *grid,
+        timeout=360,
+    )
+    assert proc.returncode == 0, proc.stderr
+    reference_proc, reference = sweep(tmp_path, "reference", "hydra/launcher=batched", *grid)
+    assert reference_proc.returncode == 0, reference_proc.stderr
+
+    (task,) = task_dirs(sweep_dir)
+    task_log = "".join(p.read_text() for p in task.glob("*_log.*"))
+    assert "Requeued job" in task_log
+    want = job_dirs(reference)
+    requeues = {
+        len(list((job / ".hydra").glob("resume-*"))) for job in job_dirs(sweep_dir).values()
+    }
+    assert len(requeues) == 1 and min(requeues) >= 1  # each run continued the last, both jobs
+    assert task_log.count("SIGUSR2 received: stopping after this step and saving") == min(requeues)
+    for name, job in job_dirs(sweep_dir).items():
+        # the task's process got the signal (its log says so); each job's log, each resume
+        log = (job / "train.log").read_text()
+        assert log.count("resuming ") == min(requeues)
+        got, ref = read_metrics(job), read_metrics(want[name])
+        assert got["status"] == "completed" and got["steps_completed"] == steps
+        assert got["num_threads"] == ref["num_threads"]
+        for key in ("weight", "bias", "final_loss", "initial_loss"):
+            assert got[key] == ref[key], f"{name}: {key}"  # bitwise
+        assert logged_steps(job) == list(range(10, steps + 1, 10))  # none repeated or missing
+    assert {row["status"] for row in summary_rows(sweep_dir).values()} == {"completed"}
+
+
+@needs_cluster
+def test_scancel_of_one_task_interrupts_its_jobs_and_the_others_complete(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # by weight, the long job gets a task of its own, the short one the other
+    args = [*SLURM_BATCHED, "hydra.launcher.tasks=2", *SLOW_TASK, "trainer.steps=20000,100000000"]
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), "-m", *args, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def long_job_is_training() -> bool:
+            logs = glob.glob(str(sweep_dir / "1_*" / "train.log"))
+            return bool(logs) and "step 10000," in Path(logs[0]).read_text()
+
+        wait_for(long_job_is_training, 120, "job 1 to train")
+        subprocess.run(["scancel", task_dirs(sweep_dir)[1].name], check=True)
+        _, stderr = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    (line,) = error_lines(stderr)
+    assert line.startswith("error: 1 interrupted: continue the sweep with python train.py -m ")
+    assert "hydra/launcher=slurm_batched" in line and line.endswith(" trainer.resume=auto")
+    assert {j: r["status"] for j, r in summary_rows(sweep_dir).items()} == {
+        "0": "completed",
+        "1": "interrupted",
+    }
+    metrics = read_metrics(job_dir(sweep_dir, 1))
+    assert metrics["signal"] == "SIGTERM" and metrics["steps_completed"] >= 10000
