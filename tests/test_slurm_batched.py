@@ -180,13 +180,9 @@ def group_steps_for(seconds: float, tmp_path: Path, grid: list[str]) -> int:
     return int(rate * seconds) // 10 * 10
 
 
-@needs_cluster
-def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path):
-    # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
-    # run. Two jobs of one group in one task, against the same batch trained locally.
-    grid = [*SLOW_TASK, "seed=1,2"]
-    steps = group_steps_for(60, tmp_path, grid)
-    grid.append(f"trainer.steps={steps}")
+def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str]:
+    """`grid` as one SLURM task under a one-minute limit, and the same batch trained locally:
+    (the sweep dir, the reference sweep dir, the task's submitit log)."""
     proc, sweep_dir = sweep(
         tmp_path,
         "cluster",
@@ -200,9 +196,26 @@ def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tm
     assert proc.returncode == 0, proc.stderr
     reference_proc, reference = sweep(tmp_path, "reference", "hydra/launcher=batched", *grid)
     assert reference_proc.returncode == 0, reference_proc.stderr
-
     (task,) = task_dirs(sweep_dir)
-    task_log = "".join(p.read_text() for p in task.glob("*_log.*"))
+    return sweep_dir, reference, "".join(p.read_text() for p in task.glob("*_log.*"))
+
+
+@needs_cluster
+@pytest.mark.timeout(1500)  # up to three tries
+def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path):
+    # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
+    # run. Two jobs of one group in one task, against the same batch trained locally. The speed
+    # is timed on a probe; a machine that got faster since (other load ended) can finish in one
+    # run: then the same with twice the steps.
+    steps = group_steps_for(60, tmp_path, [*SLOW_TASK, "seed=1,2"])
+    for attempt in range(3):
+        grid = [*SLOW_TASK, "seed=1,2", f"trainer.steps={steps}"]
+        tries = tmp_path / f"attempt{attempt}"
+        tries.mkdir()
+        sweep_dir, reference, task_log = time_limited_sweep(tries, grid)
+        if "Requeued job" in task_log:
+            break
+        steps *= 2
     assert "Requeued job" in task_log
     want = job_dirs(reference)
     requeues = {
