@@ -166,33 +166,44 @@ def _channels(cfg: AnyConfig, target: Kernel | None) -> Pair:
         value = model[key.rsplit(".", 1)[1]]
         if value is not None:
             _require_int(key, value, 1, " or null")
-    shape = nested_shape(target) if target else None
     kernel_channels = kernel_dims(target)[0] if target else None
     image_in, target_out = CHANNELS[task.channels], _target_image_channels(task)
     in_channels = model.in_channels or image_in
     out_channels = model.out_channels or target_out or (kernel_channels or (1, 1))[0]
-    layer = f"the model would be (out {out_channels}, in {in_channels})"
+    _require_channels_fit(task, target, (out_channels, in_channels), image_in, target_out)
+    return out_channels, in_channels
+
+
+def _require_channels_fit(
+    task: AnyConfig, target: Kernel | None, layer: Pair, image_in: int, target_out: int | None
+) -> None:
+    """The layer's (out, in) must be the image's channels, the target image's and the target
+    kernel's; a refusal names both shapes."""
+    out_channels, in_channels = layer
+    model = f"the model would be (out {out_channels}, in {in_channels})"
     require(
         in_channels == image_in,
         "model.in_channels",
         in_channels,
-        f"must be the image's {image_in} channel(s) (task.channels={task.channels}): {layer}",
+        f"must be the image's {image_in} channel(s) (task.channels={task.channels}): {model}",
     )
     require(
         target_out is None or out_channels == target_out,
         "model.out_channels",
         out_channels,
-        f"must be the target image's {target_out} channel(s): {layer}",
+        f"must be the target image's {target_out} channel(s): {model}",
     )
+    if target is None:
+        return
+    shape = nested_shape(target) or ()
     require(
-        kernel_channels is None or kernel_channels == (out_channels, in_channels),
+        kernel_dims(target)[0] == layer,
         "task.target_kernel",
         task.target_kernel,
-        f"must have the model's channels: its shape is {list(shape or ())}"
-        + (" (a matrix: out 1, in 1)" if shape and len(shape) == 2 else "")
-        + f" and {layer}; give an (out, in, kh, kw) nested list",
+        f"must have the model's channels: its shape is {list(shape)}"
+        + (" (a matrix: out 1, in 1)" if len(shape) == 2 else "")
+        + f" and {model}; give an (out, in, kh, kw) nested list",
     )
-    return out_channels, in_channels
 
 
 def _target_image_channels(task: AnyConfig) -> int | None:
@@ -206,7 +217,7 @@ def _target_image_channels(task: AnyConfig) -> int | None:
     return channels if isinstance(channels, int) else None
 
 
-def _require_ground_truth(cfg: AnyConfig, target: list[list[float]] | None) -> None:
+def _require_ground_truth(cfg: AnyConfig, target: Kernel | None) -> None:
     """`objective=kernel_error` needs a kernel to measure the learned one against."""
     require(
         target is not None or cfg.objective != "kernel_error",
