@@ -193,6 +193,11 @@ def test_rgb_channels_follow_the_photo_and_the_targets(make_cfg, tmp_path):
     assert validate(gray_cfg).channels == (1, 1)
 
 
+def test_a_one_to_one_channel_kernel_is_the_books_matrix(make_cfg):
+    geometry = validate(make_cfg("task.target_kernel=[[[[-1,1]]]]"))
+    assert geometry.target_kernel == [[-1.0, 1.0]] and geometry.channels == (1, 1)
+
+
 def test_the_fused_step_is_refused_for_channels(make_cfg, tmp_path):
     from kernellab.checks import check
 

@@ -542,3 +542,16 @@ def test_experiment_rgb_to_gray_recovers_pillows_itu_r_601_weights(make_cfg, tmp
     learned = np.asarray(result.weight)
     assert learned.shape == (1, 3, 1, 1) and result.bias is None
     assert np.abs(learned.flatten() - pillow).max() < 0.01
+
+
+def test_a_gray_picture_to_two_output_channels_and_horizontal_transposes_each_map(
+    make_cfg, tmp_path
+):
+    kernels = "task.target_kernel=[[[[-1,1]]],[[[1,-1]]]]"  # (2, 1, 1, 2): an edge each way
+    learn = ("task.image=random", "model.bias=false", "optim=adam", "optim.lr=0.1")
+    result = train(make_cfg(kernels, *learn, "trainer.steps=300"), tmp_path / "v")
+    assert np.shape(result.weight) == (2, 1, 1, 2)
+    assert np.allclose(result.weight, [[[[-1, 1]]], [[[1, -1]]]], atol=0.01)
+    flipped = make_cfg(kernels, *learn, "task.orientation=horizontal", "trainer.steps=300")
+    result = train(flipped, tmp_path / "h")
+    assert np.allclose(result.weight, [[[[-1], [1]]], [[[1], [-1]]]], atol=0.01)

@@ -314,7 +314,8 @@ def _target_kernel(spec: Any, has_target_image: bool) -> Kernel | None:
         " a nested list of shape (out, in, kh, kw) such as [[[[0.3]],[[0.6]],[[0.1]]]], or one of "
         + ", ".join(NAMED_KERNELS),
     )
-    return _floats(rows)
+    # one channel to one is the book's layer: its (1, 1, kh, kw) kernel is the matrix it holds
+    return _floats(rows[0][0] if shape[:2] == (1, 1) and len(shape) == 4 else rows)
 
 
 def nested_shape(value: Any) -> tuple[int, ...] | None:
