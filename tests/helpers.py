@@ -51,3 +51,29 @@ def write_target_pair(directory: Path, size: tuple[int, int] = (24, 28)) -> tupl
     Y = correlate(levels / 255, TRUTH_3X3)
     Image.fromarray(np.rint(Y * 65535).astype(np.uint16)).save(target)
     return image, target
+
+
+# Two output channels from three input colours, 2x2 each: distinct non-negative elements whose
+# outputs of pixels in [0, 1] stay within [0, 1.4].
+TRUTH_2X3 = [
+    [[[0.1, 0.0], [0.2, 0.05]], [[0.0, 0.3], [0.1, 0.0]], [[0.05, 0.0], [0.0, 0.2]]],
+    [[[0.0, 0.15], [0.0, 0.1]], [[0.2, 0.0], [0.0, 0.1]], [[0.1, 0.1], [0.05, 0.0]]],
+]
+
+
+def write_rgb_picture(directory: Path, size: tuple[int, int] = (12, 14), seed: int = 0) -> Path:
+    """An 8-bit RGB noise picture (rows x columns)."""
+    import numpy as np
+    from PIL import Image
+
+    levels = np.random.default_rng(seed).integers(0, 256, (*size, 3))
+    path = directory / f"rgb{seed}.png"
+    Image.fromarray(levels.astype(np.uint8), mode="RGB").save(path)
+    return path
+
+
+def kernel_override(kernel: list) -> str:
+    """`task.target_kernel=` for a nested list, without spaces (Hydra's grammar)."""
+    import json
+
+    return "task.target_kernel=" + json.dumps(kernel).replace(" ", "")

@@ -51,3 +51,14 @@ def test_memory_estimates_follow_the_tensors_each_backend_allocates():
 def test_the_help_text_lists_every_backend():
     text = backends.help_text()
     assert text.startswith("`auto`, `torch`, `fused`, `corr2d`, `loop`: F.conv2d;")
+
+
+def test_auto_picks_torch_for_channels_and_only_fused_refuses_them():
+    pytest.importorskip("numba")
+    assert backends.resolve(AUTO, "cpu", 512 * 512) == "fused"
+    assert backends.resolve(AUTO, "cpu", 512 * 512, channels=True) == DEFAULT
+    for name in BACKENDS:
+        assert backends.channels_refusal(name, (1, 1)) is None
+    refused = [n for n in BACKENDS if backends.channels_refusal(n, (1, 3))]
+    assert refused == ["fused"]
+    assert "(out 1, in 3)" in backends.channels_refusal("fused", (1, 3))

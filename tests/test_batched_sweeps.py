@@ -210,3 +210,30 @@ def test_a_plain_multirun_trains_batched_with_one_launch_line(tmp_path):
     _, basic = sweep(tmp_path, "basic", "hydra/launcher=basic", "seed=0,1", "trainer.steps=2")
     assert "#0 : seed=0 trainer.steps=2" in basic.stdout + basic.stderr
     assert "#1 : seed=1 trainer.steps=2" in basic.stdout + basic.stderr
+
+
+def test_a_grid_of_multi_channel_seeds_equals_the_basic_launchers(tmp_path):
+    import numpy as np
+
+    from tests.helpers import TRUTH_2X3, kernel_override, write_rgb_picture
+
+    grid = [
+        f"task.image={write_rgb_picture(tmp_path)}",
+        "task.channels=rgb",
+        kernel_override(TRUTH_2X3),
+        "optim.lr=0.0005",  # SGD is stable below 1 / (143 outputs × 3 × 2 × 2 × 1/3) ≈ 0.0017
+        "trainer.steps=10",
+        "seed=0,1,2",
+    ]
+    basic, _ = sweep(tmp_path, "basic", "hydra/launcher=basic", *grid)
+    batched, proc = sweep(tmp_path, "batched", "hydra/launcher=batched", *grid)
+    assert "3 job(s) as one program" in proc.stdout + proc.stderr
+    theirs, ours = jobs(basic), jobs(batched)
+    assert sorted(ours) == sorted(theirs) and len(ours) == 3
+    for name, job_dir in theirs.items():
+        want, got = read_metrics(job_dir), read_metrics(ours[name])
+        assert got["status"] == want["status"] == "completed", name
+        assert np.shape(got["weight"]) == (2, 3, 2, 2), name
+        np.testing.assert_allclose(got["weight"], want["weight"], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got["bias"], want["bias"], rtol=1e-6, atol=1e-6)
+        assert got["final_loss"] == pytest.approx(want["final_loss"], rel=1e-5), name

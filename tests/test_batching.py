@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,3 +138,27 @@ def test_jobs_with_a_target_image_match_single_runs_and_group_by_its_file(tmp_pa
         return group_key(cfg, validate(cfg), "torch")
 
     assert key(target) == key(target) and key(target) != key(other)  # another file: apart
+
+
+def test_a_grid_of_multi_channel_seeds_matches_single_runs_and_groups_by_channels(tmp_path):
+    from tests.helpers import TRUTH_2X3, kernel_override, write_rgb_picture
+
+    photos = [write_rgb_picture(tmp_path, seed=s) for s in (0, 1)]
+    common = ("task.channels=rgb", kernel_override(TRUTH_2X3), "optim.lr=0.0005", "trainer.steps=8")
+    # seeds on one photo, and a second photo: the group's images then differ (grouped F.conv2d)
+    jobs = [(*common, f"task.image={photos[0]}", f"seed={s}") for s in range(3)]
+    jobs.append((*common, f"task.image={photos[1]}", "seed=3"))
+    results = train_both(tmp_path, jobs)
+    assert all(np.shape(r.weight) == (2, 3, 2, 2) and len(r.bias) == 2 for r in results)
+    adam = [(*common, f"task.image={photos[s]}", f"seed={s}", "optim=adam") for s in (0, 1)]
+    train_both(tmp_path / "adam", adam)
+
+    def key(*overrides):
+        cfg = compose(f"task.image={photos[0]}", *overrides)
+        geometry = validate(cfg)
+        return group_key(cfg, geometry, backend_of(cfg, geometry, torch.device("cpu")))
+
+    two = key(*common)
+    one = key("task.channels=rgb", "task.target_kernel=[[[[1,1]],[[1,1]],[[1,1]]]]")
+    assert two is not None and two[-1] == (2, 3) and one[-1] == (1, 3)
+    assert group_jobs([two, one, two]) == [[0, 2], [1]]

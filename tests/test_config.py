@@ -133,3 +133,94 @@ def test_train_py_refuses_a_non_bool_or_an_overflowing_int_before_writing(tmp_pa
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"error: {override}: must") and proc.stderr.count("\n") == 1
     assert not list(tmp_path.iterdir()), "nothing written"
+
+
+# (overrides, key named, words of the message): the channel checks, in one line each
+CHANNEL_REFUSALS = [
+    (("task.channels=rgb",), "task.channels", "drawn `stripes` picture"),
+    (("task.channels=cmyk",), "task.channels", "gray, rgb"),
+    (("task.target_kernel=[[[[1]],[[2,3]]]]",), "task.target_kernel", "(out, in, kh, kw)"),
+    (("task.target_kernel=[[[1,2]]]",), "task.target_kernel", "(out, in, kh, kw)"),
+    (("model.in_channels=3",), "model.in_channels", "image's 1 channel(s)"),
+    (("model.in_channels=0",), "model.in_channels", "int >= 1"),
+    (
+        ("task.target_kernel=[[[[1,-1]]],[[[1,-1]]]]", "model.out_channels=1"),
+        "task.target_kernel",
+        "its shape is [2, 1, 1, 2] and the model would be (out 1, in 1)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "says"), CHANNEL_REFUSALS)
+def test_channel_refusals_are_one_line_naming_both_shapes(make_cfg, overrides, key, says):
+    with pytest.raises(ConfigError) as error:
+        validate(make_cfg(*overrides))
+    message = str(error.value)
+    assert message.startswith(f"{key}=") and "\n" not in message and "must" in message, message
+    assert says in message, message
+
+
+def rgb_overrides(directory) -> list[str]:
+    from tests.helpers import write_rgb_picture
+
+    return [f"task.image={write_rgb_picture(directory)}", "task.channels=rgb"]
+
+
+def test_rgb_channels_follow_the_photo_and_the_targets(make_cfg, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rgb = rgb_overrides(tmp_path)
+    # no target image: the target kernel's (out, in); a matrix is one channel to one
+    kernel = "task.target_kernel=[[[[1]],[[2]],[[3]]],[[[4]],[[5]],[[6]]]]"
+    assert validate(make_cfg(*rgb, kernel)).channels == (2, 3)
+    assert validate(make_cfg(*rgb, kernel)).kernel_shape == (2, 3, 1, 1)
+    with pytest.raises(ConfigError, match=r"its shape is \[1, 2\] \(a matrix: out 1, in 1\)"):
+        validate(make_cfg(*rgb))
+    # a target image: as stored, gray one channel, colour three
+    gray, colour = tmp_path / "gray.png", tmp_path / "colour.png"
+    Image.fromarray(np.zeros((12, 14), np.uint8)).save(gray)
+    Image.fromarray(np.zeros((12, 14, 3), np.uint8), mode="RGB").save(colour)
+    common = (*rgb, "model.kernel_size=1")
+    assert validate(make_cfg(*common, f"task.target_image={gray}")).channels == (1, 3)
+    assert validate(make_cfg(*common, f"task.target_image={colour}")).channels == (3, 3)
+    with pytest.raises(ConfigError, match=r"^model.out_channels=2: must be the target image's 3"):
+        validate(make_cfg(*common, f"task.target_image={colour}", "model.out_channels=2"))
+    # gray (the default) reads both in gray, as before channels
+    gray_cfg = make_cfg(
+        f"task.image={colour}", f"task.target_image={colour}", "model.kernel_size=1"
+    )
+    assert validate(gray_cfg).channels == (1, 1)
+
+
+def test_a_one_to_one_channel_kernel_is_the_books_matrix(make_cfg):
+    geometry = validate(make_cfg("task.target_kernel=[[[[-1,1]]]]"))
+    assert geometry.target_kernel == [[-1.0, 1.0]] and geometry.channels == (1, 1)
+
+
+def test_the_fused_step_is_refused_for_channels(make_cfg, tmp_path):
+    from kernellab.checks import check
+
+    kernel = "task.target_kernel=[[[[1]],[[2]],[[3]]]]"
+    cfg = make_cfg(*rgb_overrides(tmp_path), kernel, "model.backend=fused")
+    with pytest.raises(ConfigError, match=r"^model.backend=fused: trains one channel only.*torch"):
+        check(cfg)
+    assert check(make_cfg(*rgb_overrides(tmp_path), kernel)).backend == "torch"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("task.channels=rgb", "task.channels"),
+        ("task.target_kernel=[[[[1]],[[2,3]]]]", "task.target_kernel"),
+        ("model.in_channels=3", "model.in_channels"),
+    ],
+)
+def test_train_py_refuses_channels_before_writing(tmp_path, override, key):
+    from tests.helpers import run_cli
+
+    proc = run_cli(override, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {key}=") and proc.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir()), "nothing written"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kernellab.image_files import PictureError, picture_size, read_picture
+from kernellab.image_files import PictureError, picture_channels, picture_size, read_picture
 
 RNG = np.random.default_rng(7)
 PIXELS = (RNG.random((32, 48)) * 255).astype(np.uint8)
@@ -120,3 +120,19 @@ def test_a_path_with_spaces_quotes_equals_and_accents_is_read(tmp_path: Path) ->
     path = tmp_path / 'my photo=1 "q" é.png'
     Image.fromarray(PIXELS).save(path)
     assert read_picture(str(path)).shape == (32, 48)
+
+
+def test_rgb_keeps_the_three_colour_channels_each_scaled_by_255(tmp_path: Path) -> None:
+    rgb = (RNG.random((8, 9, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    read = read_picture(str(tmp_path / "c.png"), rgb=True)
+    np.testing.assert_array_equal(read, rgb.transpose(2, 0, 1) / np.float32(255))
+    assert picture_channels(str(tmp_path / "c.png")) == 3
+    assert read_picture(str(tmp_path / "c.png"), size=(4, 5), rgb=True).shape == (3, 4, 5)
+
+
+def test_a_gray_picture_read_as_rgb_is_its_plane_three_times(tmp_path: Path) -> None:
+    Image.fromarray(PIXELS).save(tmp_path / "g.png")
+    assert picture_channels(str(tmp_path / "g.png")) == 1
+    read = read_picture(str(tmp_path / "g.png"), rgb=True)
+    np.testing.assert_array_equal(read, np.stack([PIXELS / np.float32(255)] * 3))

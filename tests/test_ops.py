@@ -85,6 +85,18 @@ def test_banded_conv2d_equals_one_call(monkeypatch, padding, stride):
     torch.testing.assert_close(ops.conv2d_in_bands(X, K, b, padding, stride), expected)
 
 
+@pytest.mark.parametrize(("padding", "stride"), [(0, 1), (1, 1), (2, 3)])
+def test_banded_conv2d_with_channels_is_the_books_multi_in_out(monkeypatch, padding, stride):
+    import kernellab.ops as ops
+
+    monkeypatch.setattr(ops, "BAND_BYTES", 1)  # a band of one output row at a time
+    X, K = torch.rand(3, 23, 19), torch.randn(2, 3, 3, 2)
+    expected = ops.corr2d_multi_in_out(X, K, padding, stride)
+    torch.testing.assert_close(ops.conv2d_in_bands(X, K, None, padding, stride), expected)
+    looped = ops.corr2d_multi_in_out(X, K, padding, stride, correlate=ops.corr2d_reference)
+    torch.testing.assert_close(looped, expected)
+
+
 # d2l "Multiple Input and Multiple Output Channels": its X, K and printed results
 BOOK_X2 = torch.tensor([[[0.0, 1, 2], [3, 4, 5], [6, 7, 8]], [[1.0, 2, 3], [4, 5, 6], [7, 8, 9]]])
 BOOK_K2 = torch.tensor([[[0.0, 1], [2, 3]], [[1.0, 2], [3, 4]]])

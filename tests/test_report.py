@@ -396,3 +396,19 @@ def test_a_corrupt_multirun_yaml_falls_back_to_the_job_dirs_and_says_so(
     assert len(report.rows) == len(job_dirs(sweep))
     assert "multirun.yaml is unreadable" in caplog.text
     assert report.continue_with is None
+
+
+def test_a_job_with_channels_has_its_whole_kernel_and_biases_in_summary_csv(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    job_dir = sweep / "0_seed=0"
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["seed=0"]))
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    weight = [[[[0.299]], [[0.587]], [[0.114]]], [[[0.5]], [[-0.25]], [[0.125]]]]  # (2, 3, 1, 1)
+    metrics = {"status": "completed", "final_loss": 0.5, "weight": weight, "bias": [0.25, -0.5]}
+    write_metrics(job_dir, metrics)
+    write_report(sweep)
+    with (sweep / "summary.csv").open() as table:
+        (row,) = csv.DictReader(table)
+    assert row["weight"] == "[[[[0.299]],[[0.587]],[[0.114]]],[[[0.5]],[[-0.25]],[[0.125]]]]"
+    assert row["bias"] == "[0.25,-0.5]"

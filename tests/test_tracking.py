@@ -14,7 +14,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch.utils.tensorboard.summary import histogram
 
 from kernellab.config import compose
-from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, heatmap
+from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, grid, heatmap
 from kernellab.rundir import read_metrics
 from kernellab.tracking import (
     HISTOGRAM_BINS,
@@ -396,3 +396,38 @@ def test_a_run_without_a_ground_truth_logs_no_error_target_or_comparison(tmp_pat
     images = ["data/input", "data/target", "kernel/image", "data/prediction"]
     assert sorted(events.Tags()["images"]) == sorted(images)
     assert [e.step for e in events.Images("kernel/image")] == [2, 4]
+
+
+def test_grid_tiles_channels_with_a_blank_line_between_maps():
+    kernel = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
+    tiled = grid(kernel)
+    assert tiled.shape == (2 * 3 - 1, 3 * 3 - 1)  # out rows of in maps, one blank line apart
+    for o, c in itertools.product(range(2), range(3)):
+        assert torch.equal(tiled[o * 3 : o * 3 + 2, c * 3 : c * 3 + 2], kernel[o, c])
+    assert tiled[2].isnan().all() and tiled[:, 2].isnan().all() and tiled[:, 5].isnan().all()
+    assert grid(kernel[0]).shape == (2, 3 * 3 - 1)  # (c, h, w): side by side
+    assert torch.equal(grid(kernel[0, 0]), kernel[0, 0])  # a plain map as it is
+
+
+def test_a_kernel_with_channels_is_a_grid_of_out_by_in_maps_on_one_scale(tmp_path):
+    from tests.helpers import TRUTH_2X3, kernel_override, write_rgb_picture
+
+    overrides = (
+        f"task.image={write_rgb_picture(tmp_path)}",
+        "task.channels=rgb",
+        kernel_override(TRUTH_2X3),
+        "trainer.steps=2",
+    )
+    train(compose(*overrides), tmp_path / "run")
+    events, weight = accumulator(tmp_path / "run"), read_metrics(tmp_path / "run")["weight"]
+    assert sorted(events.Tags()["images"]) == sorted(IMAGE_TAGS)
+    picture = pixels(events.Images("kernel/image")[-1])
+    scale = 0.3  # the target's largest |value|: one scale for every map
+    for o, c, i, j in itertools.product(range(2), range(3), range(2), range(2)):
+        colour = cell_centre(picture, 8, o * 3 + i, c * 3 + j)
+        assert close_to(colour, diverging(weight[o][c][i][j], scale)), (o, c, i, j)
+    assert cell_centre(picture, 8, 2, 0) == [255, 255, 255]  # the blank line between maps
+    (layout_event,) = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(layout_event.tensor_proto.string_val[0])
+    assert [c.title for c in layout.category[1].chart][-1] == "w[1,2,1,1]"
+    assert "kernel/w_1_2_1_1" in events.Tags()["scalars"]

@@ -448,3 +448,110 @@ def test_divergence_at_the_first_resumed_step_still_writes_strict_json(make_cfg,
     assert result.status == "diverged" and result.diverged_at_step == 2
     metrics = json.loads((tmp_path / METRICS_FILE).read_text())
     assert metrics["status"] == "diverged" and metrics["final_loss"] is None
+
+
+def channel_overrides(directory: Path, *more: str) -> list[str]:
+    """An RGB noise photo and TRUTH_2X3: a layer of (out 2, in 3), its target made from it."""
+    from tests.helpers import TRUTH_2X3, kernel_override, write_rgb_picture
+
+    photo = write_rgb_picture(directory)
+    return [f"task.image={photo}", "task.channels=rgb", kernel_override(TRUTH_2X3), *more]
+
+
+def test_a_run_with_channels_learns_its_kernel(make_cfg, tmp_path):
+    from tests.helpers import TRUTH_2X3
+
+    learn = ("model.bias=false", "model.init=zeros", "optim=adam", "optim.lr=0.05")
+    result = train(make_cfg(*channel_overrides(tmp_path, *learn, "trainer.steps=400")), tmp_path)
+    assert result.status == "completed"
+    weight = np.asarray(result.weight)
+    assert weight.shape == (2, 3, 2, 2)  # (out, in, kh, kw)
+    assert np.abs(weight - np.asarray(TRUTH_2X3)).max() < 0.01
+
+
+def test_a_run_with_channels_leaves_its_kernel_everywhere_and_resumes(make_cfg, tmp_path):
+    from tests.helpers import TRUTH_2X3
+
+    overrides = channel_overrides(tmp_path, "optim=adam", "optim.lr=0.05", "trainer.steps=6")
+    result = train(make_cfg(*overrides), tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
+    assert metrics["weight"] == result.weight and np.shape(result.weight) == (2, 3, 2, 2)
+    assert metrics["bias"] == result.bias and len(result.bias) == 2  # one per output channel
+    # kernel_error: the Frobenius distance over the whole tensor
+    distance = np.linalg.norm(np.asarray(result.weight) - TRUTH_2X3)
+    assert result.kernel_error == pytest.approx(distance, rel=1e-5)
+    checkpoint = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["model"]["weight"].tolist() == result.weight
+    assert checkpoint["model"]["bias"].tolist() == result.bias
+    scalars = read_scalars(tmp_path / "run")
+    assert scalars["kernel/w_1_2_0_1"][-1][1] == pytest.approx(result.weight[1][2][0][1])
+    assert scalars["kernel/target_1_2_0_1"][0][1] == pytest.approx(TRUTH_2X3[1][2][0][1])
+    assert scalars["kernel/bias_1"][-1][1] == pytest.approx(result.bias[1])
+    # fewer steps, then resumed to the same number: the same numbers as straight through
+    train(make_cfg(*overrides[:-1], "trainer.steps=3"), tmp_path / "half")
+    resumed = train(make_cfg(*overrides, f"trainer.resume={tmp_path / 'half'}"), tmp_path / "half")
+    assert resumed.weight == result.weight and resumed.final_loss == result.final_loss
+
+
+def test_resume_refuses_other_channels(make_cfg, tmp_path):
+    overrides = channel_overrides(tmp_path, "trainer.steps=2")
+    train(make_cfg(*overrides), tmp_path / "run")
+    one = ("task.target_kernel=[[[[1,1]],[[1,1]],[[1,1]]]]",)
+    with pytest.raises(
+        ConfigError, match=r"channels \[2, 3\]; this config has .*channels \[1, 3\]"
+    ):
+        train(
+            make_cfg(*overrides[:2], *one, f"trainer.resume={tmp_path / 'run'}"), tmp_path / "run"
+        )
+
+
+@pytest.mark.parametrize("backend", ["corr2d", "loop"])
+def test_the_reference_backends_train_channels_as_torch_does(make_cfg, tmp_path, backend):
+    overrides = channel_overrides(tmp_path, "optim=adam", "optim.lr=0.05", "trainer.steps=5")
+    ours = train(make_cfg(*overrides, f"model.backend={backend}"), tmp_path / backend)
+    reference = train(make_cfg(*overrides, "model.backend=torch"), tmp_path / "torch")
+    torch.testing.assert_close(torch.tensor(ours.weight), torch.tensor(reference.weight))
+    assert ours.final_loss == pytest.approx(reference.final_loss, rel=1e-5)
+
+
+def make_gray_pair_script():
+    """scripts/make_gray_pair.py as a module."""
+    import importlib.util
+
+    path = ROOT / "scripts" / "make_gray_pair.py"
+    spec = importlib.util.spec_from_file_location("make_gray_pair", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # about 10 s: 500 Adam steps on the 512x600 photo's three channels
+def test_experiment_rgb_to_gray_recovers_pillows_itu_r_601_weights(make_cfg, tmp_path):
+    made = make_gray_pair_script().make_gray_pair(out=tmp_path / "gray.png")
+    bundled = ROOT / "examples" / "grace_hopper_gray.png"
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(bundled)))
+    # the target is Pillow's convert("L") exactly: L stored as L * 257 reads back as L / 255
+    with Image.open(ROOT / "examples" / "grace_hopper.jpg") as photo:
+        luma = np.asarray(photo.convert("L"), dtype=np.uint16)
+    assert np.array_equal(np.asarray(Image.open(bundled)), luma * 257)
+    # one thread: a 1x1 F.conv2d on two threads of a busy machine ran 50x slower
+    cfg = make_cfg("experiment=rgb_to_gray", f"task.target_image={made}", "trainer.num_threads=1")
+    result = train(cfg, tmp_path / "run")
+    # Pillow's documentation: L = R * 299/1000 + G * 587/1000 + B * 114/1000
+    pillow = np.array([0.299, 0.587, 0.114])
+    learned = np.asarray(result.weight)
+    assert learned.shape == (1, 3, 1, 1) and result.bias is None
+    assert np.abs(learned.flatten() - pillow).max() < 0.01
+
+
+def test_a_gray_picture_to_two_output_channels_and_horizontal_transposes_each_map(
+    make_cfg, tmp_path
+):
+    kernels = "task.target_kernel=[[[[-1,1]]],[[[1,-1]]]]"  # (2, 1, 1, 2): an edge each way
+    learn = ("task.image=random", "model.bias=false", "optim=adam", "optim.lr=0.1")
+    result = train(make_cfg(kernels, *learn, "trainer.steps=300"), tmp_path / "v")
+    assert np.shape(result.weight) == (2, 1, 1, 2)
+    assert np.allclose(result.weight, [[[[-1, 1]]], [[[1, -1]]]], atol=0.01)
+    flipped = make_cfg(kernels, *learn, "task.orientation=horizontal", "trainer.steps=300")
+    result = train(flipped, tmp_path / "h")
+    assert np.allclose(result.weight, [[[[-1], [1]]], [[[1], [-1]]]], atol=0.01)

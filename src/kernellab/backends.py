@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 Pair = tuple[int, int]
-# (X (1, 1, h, w), weight (1, 1, kh, kw), bias or None, padding, stride) -> Y (1, 1, oh, ow)
+# (X (1, in, h, w), weight (out, in, kh, kw), bias or None, padding, stride) -> Y (1, out, oh, ow)
 Correlate = Callable[[Any, Any, Any, Pair, Pair], Any]
 # (model, X, Y) -> a function computing the step's loss (the sum of squared errors), once built
 LossBuilder = Callable[[Any, Any, Any], Callable[[], Any]]
@@ -37,6 +37,7 @@ class Backend:
     max_outputs: int | None = None  # the most output pixels it takes
     too_big: str = ""  # the refusal's reason, with {limit} and {outputs}
     auto: Callable[[str, int], bool] | None = None  # (device type, output pixels): `auto` picks it
+    channels: bool = True  # trains layers with channels other than (1, 1)
 
 
 def _conv2d() -> Correlate:
@@ -49,9 +50,14 @@ def _conv2d() -> Correlate:
 
 
 def _on_planes(correlate: Callable[..., Any]) -> Correlate:
-    """Run a 2-D (h, w) cross-correlation on the layer's (1, 1, h, w) tensors, then add the bias."""
+    """Run a 2-D (h, w) cross-correlation on the layer's (1, 1, h, w) tensors, then add the bias;
+    with channels, the book's `corr2d_multi_in_out` over it."""
+    from kernellab.ops import corr2d_multi_in_out
 
     def correlate_planes(X: Any, weight: Any, bias: Any, padding: Pair, stride: Pair) -> Any:
+        if weight.shape[:2] != (1, 1):
+            Y = corr2d_multi_in_out(X[0], weight, padding, stride, correlate)[None]
+            return Y if bias is None else Y + bias.view(1, -1, 1, 1)
         Y = correlate(X[0, 0], weight[0, 0], padding, stride)[None, None]
         return Y if bias is None else Y + bias
 
@@ -117,6 +123,7 @@ BACKENDS: dict[str, Backend] = {
         loss=_fused_loss,
         devices=("cpu",),
         auto=_fused_preferred,
+        channels=False,
     ),
     "corr2d": Backend(help="our vectorised op", forward=_corr2d, job_bytes=_conv2d_bytes),
     "loop": Backend(
@@ -130,17 +137,31 @@ BACKENDS: dict[str, Backend] = {
 }
 AUTO = "auto"  # `model.backend`'s default: the first backend whose `auto` applies, else DEFAULT
 DEFAULT = "torch"
-AUTO_HELP = "`auto`: `fused` on the CPU from 256² outputs, else `torch`."
+AUTO_HELP = "`auto`: `fused` on the CPU from 256² outputs with one channel, else `torch`."
 
 
-def resolve(name: str, device_type: str, output_pixels: int) -> str:
-    """`model.backend` with `auto` resolved for a device type and a number of output pixels."""
+def resolve(name: str, device_type: str, output_pixels: int, channels: bool = False) -> str:
+    """`model.backend` with `auto` resolved for a device type, a number of output pixels and
+    whether the layer has channels (other than (1, 1))."""
     if name != AUTO:
         return name
     for candidate, backend in BACKENDS.items():
-        if backend.auto is not None and backend.auto(device_type, output_pixels):
+        fits = backend.channels or not channels
+        if fits and backend.auto is not None and backend.auto(device_type, output_pixels):
             return candidate
     return DEFAULT
+
+
+def channels_refusal(name: str, channels: Pair) -> str | None:
+    """Why backend `name` can't train a layer with (out, in) `channels` (a ConfigError's
+    message), or None."""
+    if channels == (1, 1) or BACKENDS[name].channels:
+        return None
+    fit = [AUTO, *(n for n, b in BACKENDS.items() if b.channels)]
+    return (
+        f"trains one channel only, and this layer has (out {channels[0]}, in {channels[1]}):"
+        f" use {', '.join(fit[:-1])} or {fit[-1]} ({AUTO} picks {DEFAULT})"
+    )
 
 
 def device_refusal(name: str, device: Any) -> str | None:

@@ -30,8 +30,8 @@ def group_key(cfg: AnyConfig, geometry: Geometry, backend: str) -> tuple[Any, ..
     """Jobs with equal keys train as one program; None: the job trains alone.
 
     The key is what fixes the program's shape and where it runs: the image's shape (after
-    `horizontal`), kernel size, padding, stride, bias, device, thread setting, optimizer class and
-    target image file.
+    `horizontal`), kernel size, padding, stride, bias, device, thread setting, optimizer class,
+    target image file and the layer's (out, in) channels.
     Seeds, pictures, target kernels, learning rates and other optimizer arguments, steps and
     logging settings may differ. A backend whose entry says it doesn't batch (the book's loop, our
     corr2d, the fused one-pass step for one big image) and `trainer.cuda_graph` can't be batched
@@ -51,6 +51,7 @@ def group_key(cfg: AnyConfig, geometry: Geometry, backend: str) -> tuple[Any, ..
         # a target image's path: jobs with different target files train apart (each group
         # decodes its one file once; photos are cached a few at a time)
         cfg.task.target_image,
+        geometry.channels,
     )
 
 
@@ -63,9 +64,11 @@ def group_jobs(keys: Sequence[tuple[Any, ...] | None]) -> list[list[int]]:
 
 
 def job_bytes(geometry: Geometry, backend: str) -> int:
-    """Memory one job needs (and adds to a group), on the generous side: its backend's estimate."""
+    """Memory one job needs (and adds to a group), on the generous side: its backend's estimate
+    (of one channel), times the most channels a side has."""
     estimate = BACKENDS[backend].job_bytes
-    return estimate(geometry.input_shape, geometry.output_shape, geometry.kernel_size)
+    one = estimate(geometry.input_shape, geometry.output_shape, geometry.kernel_size)
+    return one * max(geometry.channels)
 
 
 def max_group_size(geometry: Geometry, device: torch.device) -> int:

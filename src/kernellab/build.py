@@ -72,19 +72,29 @@ def member(
 
 
 def stacked_data(members: list[Member]) -> tuple[torch.Tensor, torch.Tensor]:
-    """X (1, 1 or N, h, w): one image when every job has the same; Y (1, N, oh, ow)."""
+    """X (1, 1 or N, h, w): one image when every job has the same; Y (1, N, oh, ow). With
+    channels, each job's in (out) channels one after another: X (1, in or N·in, h, w), Y (1,
+    N·out, oh, ow)."""
     images = [m.task.image for m in members]
     shared = all(image is images[0] or torch.equal(image, images[0]) for image in images)
+    targets = [m.task.target for m in members]
+    if images[0].dim() == 3:
+        X = images[0][None] if shared else torch.cat(images)[None]
+        return X, torch.cat(targets)[None]
     X = images[0][None, None] if shared else torch.stack(images)[None]
-    return X, torch.stack([m.task.target for m in members])[None]
+    return X, torch.stack(targets)[None]
 
 
 def _build_task(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> Task:
     t = cfg.task
     # drawn on the CPU, so a seed gives the same image on every device
-    image = input_image(t.height, t.width, t.stripe, t.image, t.orientation, t.resize).to(device)
+    image = input_image(t.height, t.width, t.stripe, t.image, t.orientation, t.resize, t.channels)
     kernel = target_kernel(geometry.target_kernel, t.orientation)
-    target = target_image(t.target_image, t.orientation)
+    target = target_image(t.target_image, t.orientation, t.channels)
+    if geometry.channels != (1, 1):  # the layer's layout: (in, h, w) and (out, oh, ow)
+        image = image if image.dim() == 3 else image[None]
+        target = target if target is None or target.dim() == 3 else target[None]
+    image = image.to(device)
     return make_task(
         image, kernel, geometry.kernel_size, geometry.padding, geometry.stride, target=target
     )
@@ -98,9 +108,10 @@ def _build_model(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> Co
         bias=cfg.model.bias,
         init=cfg.model.init,
         backend=backend_of(cfg, geometry, device),
+        channels=geometry.channels,
     )
 
 
 def multiply_adds(geometry: Geometry) -> int:
-    (oh, ow), (kh, kw) = geometry.output_shape, geometry.kernel_size
-    return oh * ow * kh * kw
+    (oh, ow), (out, inp, kh, kw) = geometry.output_shape, geometry.kernel_shape
+    return oh * ow * out * inp * kh * kw

@@ -23,7 +23,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 @dataclass
 class Checkpoint:
-    model: dict[str, torch.Tensor]  # Conv2D's state: weight (1, 1, kh, kw), bias (1,) if any
+    model: dict[str, torch.Tensor]  # Conv2D's state: weight (out, in, kh, kw), bias (out,) if any
     optimizer: dict[str, Any]  # the optimizer's state_dict()
     step: int  # steps completed
     rng: torch.Tensor  # torch's CPU RNG state after the run's initialisation
@@ -42,6 +42,11 @@ class Checkpoint:
     @property
     def kernel_shape(self) -> list[int]:
         return list(self.model["weight"].shape[2:])
+
+    @property
+    def channels(self) -> list[int]:
+        """(out, in)."""
+        return list(self.model["weight"].shape[:2])
 
     @property
     def has_bias(self) -> bool:
@@ -86,11 +91,11 @@ def _problem(state: Any) -> str | None:
         return "missing " + ", ".join(sorted(missing))
     model = state["model"]
     weight = model.get("weight") if isinstance(model, dict) else None
-    if not (isinstance(weight, torch.Tensor) and weight.dim() == 4 and weight.shape[:2] == (1, 1)):
-        return "model.weight is not a (1, 1, kh, kw) tensor"
+    if not (isinstance(weight, torch.Tensor) and weight.dim() == 4):
+        return "model.weight is not an (out, in, kh, kw) tensor"
     bias = model.get("bias")
-    if bias is not None and not (isinstance(bias, torch.Tensor) and bias.shape == (1,)):
-        return "model.bias is not a (1,) tensor"
+    if bias is not None and not (isinstance(bias, torch.Tensor) and bias.shape == weight.shape[:1]):
+        return "model.bias is not an (out,) tensor"
     for name, tensor in model.items():
         if tensor.dtype != torch.float32 or not torch.isfinite(tensor).all():
             return f"model.{name} is not finite float32"

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from kernellab import batching, checkpoint, paths, runtime
-from kernellab.backends import device_refusal, resolve
+from kernellab.backends import channels_refusal, device_refusal, resolve
 from kernellab.checkpoint import CHECKPOINT_FILE, Checkpoint
-from kernellab.data import photo
+from kernellab.data import input_image, target_image
 from kernellab.errors import ConfigError
 from kernellab.optim import probe_optimizer
 from kernellab.paths import AUTO_RESUME
@@ -50,14 +50,15 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
     if cfg.trainer.cuda_graph:
         require_cuda_for_graphs(device)
     backend = backend_of(cfg, geometry, device)
-    refusal = device_refusal(backend, device)
-    if refusal is not None:
-        raise ConfigError("model.backend", backend, refusal)
+    for refusal in (device_refusal(backend, device), channels_refusal(backend, geometry.channels)):
+        if refusal is not None:
+            raise ConfigError("model.backend", backend, refusal)
     _check_memory(geometry, backend, device)
-    if cfg.task.image not in IMAGES:  # decoded now (and kept): a broken file leaves no run dir
-        photo(cfg.task.image, cfg.task.resize)
-    if cfg.task.target_image is not None:
-        photo(cfg.task.target_image, key="task.target_image")
+    t = cfg.task
+    if t.image not in IMAGES:  # decoded now (and kept): a broken file leaves no run dir
+        input_image(t.height, t.width, t.stripe, t.image, "vertical", t.resize, t.channels)
+    if t.target_image is not None:
+        target_image(t.target_image, "vertical", t.channels)
     probe_optimizer(cfg.optim, _parameter_shapes(geometry, cfg.model.bias), device)
     if cfg.trainer.resume == AUTO_RESUME:
         finished = _finished_run(run_dir, cfg.trainer.steps) if run_dir else None
@@ -72,8 +73,8 @@ def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
 
 def _parameter_shapes(geometry: Geometry, bias: bool) -> list[tuple[int, ...]]:
     """The shapes of a run's parameters (kernellab.model.Conv2D): the kernel, then the bias."""
-    kernel = (1, 1, *geometry.kernel_size)
-    return [kernel, (1,)] if bias else [kernel]
+    kernel = geometry.kernel_shape
+    return [kernel, kernel[:1]] if bias else [kernel]
 
 
 def _check_memory(geometry: Geometry, backend: str, device: torch.device) -> None:
@@ -126,13 +127,23 @@ def _resume_point(cfg: AnyConfig, geometry: Geometry, run_dir: Path | None) -> C
     if not cfg.trainer.resume:
         return None
     state = checkpoint.load(run_dir if cfg.trainer.resume == AUTO_RESUME else cfg.trainer.resume)
-    if state.kernel_shape != list(geometry.kernel_size) or state.has_bias != cfg.model.bias:
+    channels = state.channels != list(geometry.channels)
+    if (
+        state.kernel_shape != list(geometry.kernel_size)
+        or state.has_bias != cfg.model.bias
+        or channels
+    ):
+        theirs, ours = (
+            (f", channels {state.channels}", f", channels {list(geometry.channels)}")
+            if channels
+            else ("", "")
+        )
         raise ConfigError(
             "trainer.resume",
             cfg.trainer.resume,
-            f"its model has kernel {state.kernel_shape}, bias {state.has_bias}; this config has "
-            f"{list(geometry.kernel_size)}, bias {cfg.model.bias}: resume with the run's own "
-            "model settings",
+            f"its model has kernel {state.kernel_shape}, bias {state.has_bias}{theirs}; this config"
+            f" has {list(geometry.kernel_size)}, bias {cfg.model.bias}{ours}: resume with the"
+            " run's own model settings",
         )
     if state.step > cfg.trainer.steps:
         raise ConfigError(
@@ -146,7 +157,7 @@ def _resume_point(cfg: AnyConfig, geometry: Geometry, run_dir: Path | None) -> C
 def backend_of(cfg: AnyConfig, geometry: Geometry, device: torch.device) -> str:
     """`model.backend`, with `auto` resolved for this problem and device."""
     (oh, ow) = geometry.output_shape
-    return resolve(cfg.model.backend, device.type, oh * ow)
+    return resolve(cfg.model.backend, device.type, oh * ow, geometry.channels != (1, 1))
 
 
 def require_cuda_for_graphs(device: torch.device) -> None:

@@ -66,14 +66,20 @@ class TaskConfig:
     )
     target_kernel: Any = _help(
         None,
-        f"A matrix, or a name: {_choices(NAMED_KERNELS)}; null: the book's `[[-1, 1]]`, or beside"
-        " `task.target_image` no ground truth (`kernel_error` null).",
+        f"A matrix, or a name: {_choices(NAMED_KERNELS)}, or with channels a nested list of shape"
+        " (out, in, kh, kw); null: the book's `[[-1, 1]]`, or beside `task.target_image` no ground"
+        " truth (`kernel_error` null).",
     )
     target_image: str | None = _help(
         None,
         "A picture file's path (8- or 16-bit, scaled to [0, 1] by its bit depth): the target Y"
         " itself, the image filtered by the unknown kernel; its size must be the convolution's"
         " output size. null: Y is `task.target_kernel` applied to the image.",
+    )
+    channels: str = _help(
+        "gray",
+        "`gray`, or `rgb`: a picture file's three colour channels (`task.image` must be a file);"
+        " a target image is then taken as stored: gray (1 channel) or colour (3).",
     )
 
 
@@ -89,6 +95,14 @@ class ModelConfig:
         "randn", f"{_choices(INITS)}: `randn` as the seed notebook, `uniform` as nn.Conv2d."
     )
     backend: str = _help(backends.AUTO, backends.help_text())
+    in_channels: int | None = _help(
+        None, "Input channels; null: the image's (1 for gray, 3 for `task.channels=rgb`)."
+    )
+    out_channels: int | None = _help(
+        None,
+        "Output channels; null: the target's (a target image's channels, else the target kernel's"
+        " `out`; 1 for a matrix).",
+    )
 
 
 # The default optimizer, the seed notebook's `w -= lr * grad` (see kernellab.optim).

@@ -7,12 +7,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from kernellab.errors import ConfigError
-from kernellab.image_files import PictureError, picture_size, read_picture
+from kernellab.image_files import PictureError, picture_channels, picture_size, read_picture
 from kernellab.ops import IntOrPair, Pair, conv2d_in_bands
 from kernellab.registry import IMAGES, NAMED_KERNELS
 
@@ -29,21 +30,27 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Task:
-    image: torch.Tensor  # X, (h, w)
+    image: torch.Tensor  # X, (h, w); with channels (in, h, w)
     # the target kernel, embedded at the centre of the model's kernel size; None: not known (a
-    # target image without task.target_kernel)
+    # target image without task.target_kernel); with channels (out, in, kh, kw)
     kernel: torch.Tensor | None
-    target: torch.Tensor  # Y = corr2d(X, kernel) with the model's padding and stride, or a file
+    # Y = corr2d(X, kernel) with the model's padding and stride, or a file; (out, oh, ow) with
+    # channels
+    target: torch.Tensor
 
 
-def target_kernel(
-    matrix: Sequence[Sequence[float]] | None, orientation: str
-) -> torch.Tensor | None:
-    """The target kernel as a tensor (None: none); `horizontal` transposes it."""
+def target_kernel(matrix: Sequence[Any] | None, orientation: str) -> torch.Tensor | None:
+    """The target kernel as a tensor, (kh, kw) or (out, in, kh, kw) (None: none); `horizontal`
+    transposes each of its maps."""
     if matrix is None:
         return None
     K = torch.tensor(matrix, dtype=torch.float32)
-    return K.t().contiguous() if orientation == "horizontal" else K
+    return _oriented(K, orientation)
+
+
+def _oriented(X: torch.Tensor, orientation: str) -> torch.Tensor:
+    """`horizontal`: each (h, w) map of X transposed (the book's `X.t()`)."""
+    return X.transpose(-2, -1).contiguous() if orientation == "horizontal" else X
 
 
 def input_image(
@@ -53,30 +60,40 @@ def input_image(
     image: str,
     orientation: str,
     resize: Sequence[int] | None = None,
+    channels: str = "gray",
 ) -> torch.Tensor:
     """`task.image`: a name in IMAGES drawn at (height, width), or a photo's path (its own size,
-    or `resize`); `horizontal` is its transpose."""
-    X = IMAGES[image](height, width, stripe) if image in IMAGES else photo(image, resize)
-    return X.t().contiguous() if orientation == "horizontal" else X
+    or `resize`; `channels=rgb`: (3, h, w)); `horizontal` is its transpose."""
+    if image in IMAGES:
+        X = IMAGES[image](height, width, stripe)
+    else:
+        X = photo(image, resize, rgb=channels == "rgb")
+    return _oriented(X, orientation)
 
 
-def target_image(path: str | None, orientation: str) -> torch.Tensor | None:
-    """`task.target_image`: the target Y from a picture file, at its own size (None: none);
-    `horizontal` transposes it with the image."""
+def target_image(path: str | None, orientation: str, channels: str = "gray") -> torch.Tensor | None:
+    """`task.target_image`: the target Y from a picture file, at its own size (None: none),
+    (h, w); with `channels=rgb` (c, h, w), c as the file stores it; `horizontal` transposes it
+    with the image."""
     if path is None:
         return None
-    Y = photo(path, key="task.target_image")
-    return Y.t().contiguous() if orientation == "horizontal" else Y
+    rgb = channels == "rgb" and picture_channels(path) == 3
+    Y = photo(path, key="task.target_image", rgb=rgb)
+    return _oriented(Y, orientation)
 
 
-def photo(path: str, size: Sequence[int] | None = None, key: str = "task.image") -> torch.Tensor:
-    """A picture file (PNG, JPEG, TIFF, anything Pillow reads) in grayscale, 0 black to 1 white
-    (image_files.read_picture); resized to (height, width) when `size` is given. A file that
-    can't be used raises ConfigError naming `key`. The last few decoded are kept: a check and the
-    run that follows it, or a group's jobs, decode a photo once."""
+def photo(
+    path: str, size: Sequence[int] | None = None, key: str = "task.image", rgb: bool = False
+) -> torch.Tensor:
+    """A picture file (PNG, JPEG, TIFF, anything Pillow reads) in grayscale, 0 black to 1 white,
+    or with `rgb` its (3, h, w) colour channels (image_files.read_picture); resized to (height,
+    width) when `size` is given. A file that can't be used raises ConfigError naming `key`. The
+    last few decoded are kept: a check and the run that follows it, or a group's jobs, decode a
+    photo once."""
     try:
         info = os.stat(path)
-        pixels = _decoded(path, info.st_mtime_ns, info.st_size, tuple(size) if size else None)
+        resized = tuple(size) if size else None
+        pixels = _decoded(path, info.st_mtime_ns, info.st_size, resized, rgb)
     except (OSError, PictureError) as error:
         raise ConfigError(
             key,
@@ -87,12 +104,22 @@ def photo(path: str, size: Sequence[int] | None = None, key: str = "task.image")
 
 
 @functools.lru_cache(maxsize=4)
-def _decoded(path: str, mtime_ns: int, size_bytes: int, size: tuple[int, ...] | None) -> np.ndarray:
+def _decoded(
+    path: str, mtime_ns: int, size_bytes: int, size: tuple[int, ...] | None, rgb: bool
+) -> np.ndarray:
     """The file as `read_picture` decodes it; keyed by its modification time and size too, so a
     file changed on disk is read again. Read-only: every caller shares the array."""
-    pixels = read_picture(path, size)
+    pixels = read_picture(path, size, rgb)
     pixels.setflags(write=False)
     return pixels
+
+
+def photo_channels(path: str) -> int | str:
+    """A picture file's channels as stored (1 gray, 3 colour), or why it can't be read."""
+    try:
+        return picture_channels(path)
+    except PictureError as error:
+        return str(error)
 
 
 def photo_size(path: str) -> tuple[int, int] | str:
@@ -110,11 +137,12 @@ def kernel_error(kernel: Sequence[float], target: Sequence[float] | None) -> flo
 
 
 def embed_kernel(kernel: torch.Tensor, size: Pair) -> torch.Tensor:
-    """Place `kernel` at the centre of a zero kernel of `size`; odd margins round toward top-left."""
-    top = (size[0] - kernel.shape[0]) // 2
-    left = (size[1] - kernel.shape[1]) // 2
-    embedded = torch.zeros(size)
-    embedded[top : top + kernel.shape[0], left : left + kernel.shape[1]] = kernel
+    """Place `kernel` (each of its maps, with channels) at the centre of a zero kernel of
+    `size`; odd margins round toward top-left."""
+    (k_h, k_w), leading = kernel.shape[-2:], kernel.shape[:-2]
+    top, left = (size[0] - k_h) // 2, (size[1] - k_w) // 2
+    embedded = torch.zeros(*leading, *size)
+    embedded[..., top : top + k_h, left : left + k_w] = kernel
     return embedded
 
 

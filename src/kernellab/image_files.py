@@ -37,21 +37,33 @@ def picture_size(path: str) -> tuple[int, int]:
     return height, width
 
 
-def read_picture(path: str, size: Sequence[int] | None = None) -> np.ndarray:
-    """The picture in grayscale as float32 (height, width), 0 black to 1 white; resized to
-    `size` (height, width) when given."""
+# Pillow's modes with one channel: `task.channels=rgb` takes a target stored so as gray
+_ONE_CHANNEL_MODES = {"1", "L", "LA", "F", *_INTEGER_RANGES}
+
+
+def picture_channels(path: str) -> int:
+    """1 for a picture stored with one channel (gray, 16-bit, float), else 3 (colour)."""
+    with _open(path) as picture:
+        return 1 if picture.mode in _ONE_CHANNEL_MODES else 3
+
+
+def read_picture(path: str, size: Sequence[int] | None = None, rgb: bool = False) -> np.ndarray:
+    """The picture in grayscale as float32 (height, width), 0 black to 1 white, or with `rgb`
+    its red, green and blue as (3, height, width); resized to `size` (height, width) when
+    given."""
     from PIL import Image, ImageOps
 
     with _open(path) as picture:
         try:
             picture.load()
             upright = ImageOps.exif_transpose(picture)
-            gray = _grayscale(upright)
+            planes = _colour_planes(upright) if rgb else [_grayscale(upright)]
         except Exception as error:  # Pillow's decoders raise OSError, ValueError, SyntaxError, ...
             raise PictureError(f"can't be decoded ({_reason(error)})") from None
     if size is not None:
-        gray = gray.resize((size[1], size[0]), Image.Resampling.LANCZOS)
-    pixels = np.asarray(gray, dtype=np.float32)
+        planes = [p.resize((size[1], size[0]), Image.Resampling.LANCZOS) for p in planes]
+    pixels = np.stack([np.asarray(p, dtype=np.float32) for p in planes])
+    pixels = pixels if rgb else pixels[0]
     if not np.isfinite(pixels).all():
         raise PictureError("holds pixels that are not finite numbers (NaN or infinity)")
     return pixels
@@ -69,6 +81,18 @@ def _grayscale(picture):  # -> PIL.Image.Image in mode F
         return Image.fromarray(values.astype(np.float32), mode="F")
     gray = np.asarray(picture.convert("L"), dtype=np.float32) / 255
     return Image.fromarray(gray, mode="F")
+
+
+def _colour_planes(picture) -> list:  # -> [PIL.Image.Image in mode F] * 3
+    """Red, green and blue as mode `F` in [0, 1] (8 bits a channel, divided by 255), each
+    resized on its own so no precision is lost to 8-bit resampling; a gray picture's plane
+    three times."""
+    from PIL import Image
+
+    if picture.mode in _ONE_CHANNEL_MODES:
+        return [_grayscale(picture)] * 3
+    rgb = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255
+    return [Image.fromarray(np.ascontiguousarray(rgb[..., c]), mode="F") for c in range(3)]
 
 
 def _open(path: str):  # -> PIL.Image.Image, a context manager

@@ -30,7 +30,7 @@ class JobRow:
     final_loss: float | None = None  # None when absent or not finite
     kernel_error: float | None = None
     weight: list[Any] | None = None
-    bias: float | None = None
+    bias: float | list[float | None] | None = None
     wall_time_s: float | None = None
 
     @property
@@ -66,7 +66,7 @@ def read_job(job_dir: Path) -> JobRow:
         final_loss=_finite(metrics.get("final_loss")),
         kernel_error=_finite(metrics.get("kernel_error")),
         weight=metrics.get("weight"),
-        bias=_finite(metrics.get("bias")),
+        bias=_bias(metrics.get("bias")),
         wall_time_s=_finite(metrics.get("wall_time_s")),
     )
 
@@ -134,6 +134,11 @@ def read_yaml(path: Path) -> Any:
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _bias(value: Any) -> float | list[float] | None:
+    """A float, or with several output channels a list of them (None where one isn't finite)."""
+    return [_finite(v) for v in value] if isinstance(value, list) else _finite(value)
 
 
 def _finite(value: Any) -> float | None:

@@ -121,7 +121,7 @@ def summary_lines(result: TrainResult) -> list[str]:
     """A trained job's last lines: its kernel, bias and distance from the target."""
     lines = [f"weight: {numbers(result.weight)}"]
     if result.bias is not None:
-        lines.append(f"bias: {number(result.bias)}")
+        lines.append(f"bias: {numbers(result.bias)}")
     return [*lines, f"kernel_error: {number(result.kernel_error)}"]
 
 

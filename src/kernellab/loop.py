@@ -28,13 +28,14 @@ BUFFER_ROWS = 1024
 CUDA_GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture, as PyTorch advises
 
 Step = Callable[[], torch.Tensor]  # one step of every job; returns each job's loss, (N,)
+Bias = float | list[float] | None  # a list: one per output channel (with several)
 
 
 class Tracker(Protocol):
     """What the loop writes a run's progress to (tracking.TensorBoardTracker)."""
 
     def log_step(
-        self, step: int, loss: float, kernel: Sequence[float], bias: float | None, error: float
+        self, step: int, loss: float, kernel: Sequence[float], bias: Bias, error: float
     ) -> None: ...
     def flush(self) -> None: ...
 
@@ -71,13 +72,16 @@ def make_step(
     X is (1, 1, h, w) when every job sees the same image, else (1, N, h, w); Y is (1, N, oh, ow).
     One job runs its model's own backend; several run one F.conv2d with N output channels
     (grouped when the images differ). Each job's loss is the book's sum of squared errors.
+    With channels (out, in) each job has `in` of X's channels (or shares them) and `out` of
+    Y's: X (1, in or N·in, h, w), Y (1, N·out, oh, ow).
     """
     if len(models) == 1:
         return _single_step(models[0], optimizers[0], X, Y, active)
     first = models[0]
     weights = [m.weight for m in models]
     biases = [m.bias for m in models] if first.bias is not None else None
-    groups = X.shape[1]
+    groups = X.shape[1] // first.weight.shape[1]
+    per_job = first.weight.shape[0] > 1  # a job's loss sums its output channels
 
     def step() -> torch.Tensor:
         for optimizer in optimizers:
@@ -85,6 +89,8 @@ def make_step(
         bias = torch.cat(biases) if biases is not None else None
         pred = F.conv2d(X, torch.cat(weights), bias, first.stride, first.padding, 1, groups)
         losses = F.mse_loss(pred, Y, reduction="none").sum((0, 2, 3))
+        if per_job:
+            losses = losses.view(len(models), -1).sum(1)
         losses.sum().backward()  # job j's loss is the only term that depends on its parameters
         for optimizer, on in zip(optimizers, active, strict=True):
             if on:
@@ -158,7 +164,7 @@ class Outcome:
     first_loss: float | None
     last_loss: float | None
     kernel: torch.Tensor | None  # after the last completed step's update (from the buffer)
-    bias: float | None
+    bias: Bias
     kernel_error: float | None  # the kernel's distance from the target, with `kernel`
     diverged_at_step: int | None = None
     diverged_because: str | None = None  # `is not finite` or `exceeds ... the first step's loss`
@@ -259,17 +265,17 @@ class Progress:
         self,
         jobs: Sequence[JobLog],
         parameters: torch.Tensor,
-        kernel_shape: tuple[int, int],
-        has_bias: bool,
+        kernel_shape: tuple[int, ...],
+        bias_size: int,  # 0: no bias; else one per output channel
         schedule: Schedule,
         heartbeat: Heartbeat,
         log_snapshots: SnapshotWriter,
     ) -> None:
         self.jobs, self.parameters, self.schedule = jobs, parameters.detach(), schedule
         self.heartbeat, self.log_snapshots = heartbeat, log_snapshots
-        self.kernel_shape, self.has_bias = kernel_shape, has_bias
-        self.kernel_size = kernel_shape[0] * kernel_shape[1]
-        self.width = self.kernel_size + has_bias  # parameters per job
+        self.kernel_shape, self.bias_size = kernel_shape, bias_size
+        self.kernel_size = math.prod(kernel_shape)
+        self.width = self.kernel_size + bias_size  # parameters per job
         n = len(jobs)
         self.buffer = StepBuffer(n + n * self.width, BUFFER_ROWS, parameters.device)
         self.next_flush = time.perf_counter() + FLUSH_SECONDS
@@ -373,6 +379,8 @@ class Progress:
             job.log.info("step %d, loss %s", step, number(loss))
         return step % job.snapshot_every == 0 or last
 
-    def _split(self, params: list[float]) -> tuple[list[float], float | None]:
-        """A job's kernel (flat) and bias from its slice of a row."""
-        return params[: self.kernel_size], params[self.kernel_size] if self.has_bias else None
+    def _split(self, params: list[float]) -> tuple[list[float], Bias]:
+        """A job's kernel (flat) and bias (a float; a list with several output channels) from
+        its slice of a row."""
+        kernel, bias = params[: self.kernel_size], params[self.kernel_size :]
+        return kernel, (bias if len(bias) > 1 else bias[0]) if bias else None

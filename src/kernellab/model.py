@@ -16,12 +16,14 @@ from kernellab.registry import INITS
 
 
 class Conv2D(nn.Module):
-    """Y = corr2d(X, K) + b on a single image, as in the book.
+    """Y = corr2d(X, K) + b on a single image, as in the book; with `channels` (out, in) other
+    than (1, 1), the book's multi-channel layer (one bias per output channel).
 
-    The kernel is stored as PyTorch stores convolution weights, (out=1, in=1, kh, kw), and images
-    travel as (1, 1, h, w), so the default backend calls F.conv2d with no reshaping: each reshape
+    The kernel is stored as PyTorch stores convolution weights, (out, in, kh, kw), and images
+    travel as (1, in, h, w), so the default backend calls F.conv2d with no reshaping: each reshape
     would add an autograd node, about 15 µs a step on the book's tiny problem. `kernel` is the
-    book's (kh, kw) view of the weight; `forward` also takes and returns plain (h, w) images.
+    book's (kh, kw) view of a one-channel weight (the whole weight with channels); `forward`
+    also takes and returns plain (h, w) images, or (in, h, w) ones.
     """
 
     def __init__(
@@ -32,22 +34,27 @@ class Conv2D(nn.Module):
         bias: bool = True,
         init: str = "randn",
         backend: str = "torch",
+        channels: tuple[int, int] = (1, 1),
     ) -> None:
         super().__init__()
         size = pair(kernel_size)
+        (out, inp), self.channels = channels, channels
         self.padding, self.stride = pair(padding), pair(stride)
         self.backend, self.correlate = backend, BACKENDS[backend].forward()
         # Weight first, then bias, from the global RNG: the notebook's order, so a seed reproduces it.
-        bound = 1 / math.sqrt(size[0] * size[1])  # `uniform` uses nn.Conv2d's default range
-        self.weight = nn.Parameter(INITS[init](size, bound).view(1, 1, *size))
-        self.bias = nn.Parameter(INITS[init]((1,), bound)) if bias else None
+        bound = 1 / math.sqrt(inp * size[0] * size[1])  # `uniform` uses nn.Conv2d's default range
+        shape = size if channels == (1, 1) else (out, inp, *size)  # one channel: as the notebook
+        self.weight = nn.Parameter(INITS[init](shape, bound).view(out, inp, *size))
+        self.bias = nn.Parameter(INITS[init]((out,), bound)) if bias else None
 
     @property
     def kernel(self) -> Tensor:
-        """The learnable kernel K, (kh, kw)."""
-        return self.weight[0, 0]
+        """The learnable kernel K, (kh, kw); with channels the weight, (out, in, kh, kw)."""
+        return self.weight[0, 0] if self.channels == (1, 1) else self.weight
 
     def forward(self, X: Tensor) -> Tensor:
         if X.dim() == 2:  # a plain (h, w) image, as in the book
             return self.forward(X[None, None])[0, 0]
+        if X.dim() == 3:  # a plain (in, h, w) image
+            return self.forward(X[None])[0]
         return self.correlate(X, self.weight, self.bias, self.padding, self.stride)

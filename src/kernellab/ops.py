@@ -5,7 +5,7 @@ Shapes are (height, width) pairs; padding is zeros on each side, as in `F.conv2d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,20 +48,32 @@ def corr2d(
     return torch.tensordot(windows, K.to(dtype), dims=2)
 
 
+Correlate2d = Callable[[torch.Tensor, torch.Tensor, IntOrPair, IntOrPair], torch.Tensor]
+
+
 def corr2d_multi_in(
-    X: torch.Tensor, K: torch.Tensor, padding: IntOrPair = 0, stride: IntOrPair = 1
+    X: torch.Tensor,
+    K: torch.Tensor,
+    padding: IntOrPair = 0,
+    stride: IntOrPair = 1,
+    correlate: Correlate2d = corr2d,
 ) -> torch.Tensor:
     """The book's multi-input-channel correlation: X (c_in, h, w) and K (c_in, kh, kw), one
-    `corr2d` per channel, summed over the channels into one (oh, ow) map."""
-    return sum(corr2d(x, k, padding, stride) for x, k in zip(X, K, strict=True))
+    `corr2d` per channel (or `correlate`: the `loop` backend's), summed over the channels into
+    one (oh, ow) map."""
+    return sum(correlate(x, k, padding, stride) for x, k in zip(X, K, strict=True))
 
 
 def corr2d_multi_in_out(
-    X: torch.Tensor, K: torch.Tensor, padding: IntOrPair = 0, stride: IntOrPair = 1
+    X: torch.Tensor,
+    K: torch.Tensor,
+    padding: IntOrPair = 0,
+    stride: IntOrPair = 1,
+    correlate: Correlate2d = corr2d,
 ) -> torch.Tensor:
     """The book's multi-output version: K (c_out, c_in, kh, kw), one `corr2d_multi_in` per
     output channel, stacked into (c_out, oh, ow)."""
-    return torch.stack([corr2d_multi_in(X, k, padding, stride) for k in K])
+    return torch.stack([corr2d_multi_in(X, k, padding, stride, correlate) for k in K])
 
 
 def corr2d_reference(
@@ -94,18 +106,21 @@ def conv2d_in_bands(
     padding: IntOrPair = 0,
     stride: IntOrPair = 1,
 ) -> torch.Tensor:
-    """F.conv2d of an (h, w) image with a (kh, kw) kernel, a band of output rows at a time.
+    """F.conv2d of an (h, w) image with a (kh, kw) kernel, or of an (in, h, w) image with an
+    (out, in, kh, kw) kernel into (out, oh, ow), a band of output rows at a time.
 
     Same values as one call; the working memory is bounded by BAND_BYTES instead of growing with
     the image (F.conv2d asked for 57 GB on a 30000² image with a 1×2 kernel).
     """
-    (k_h, k_w), (s_h, _) = K.shape, pair(stride)
-    X = _pad(X, padding)
-    out_h, out_w = output_shape(X.shape, K.shape, 0, stride)
-    rows = max(1, BAND_BYTES // (16 * 4 * max(1, out_w * k_h * k_w)))
-    weight, out = K[None, None], []
+    channels = K.dim() == 4
+    (k_h, k_w), (s_h, _) = K.shape[-2:], pair(stride)
+    X = _pad(X if channels else X[None], padding)  # (in, h, w)
+    out_h, out_w = output_shape(X.shape[-2:], K.shape[-2:], 0, stride)
+    rows = max(1, BAND_BYTES // (16 * 4 * max(1, out_w * K[..., 0, 0].numel() * k_h * k_w)))
+    weight, out = (K if channels else K[None, None]), []
     for top in range(0, out_h, rows):
         bottom = min(out_h, top + rows)
-        band = X[top * s_h : (bottom - 1) * s_h + k_h][None, None]
-        out.append(F.conv2d(band, weight, bias, stride)[0, 0])
-    return torch.cat(out) if len(out) > 1 else out[0]
+        band = X[:, top * s_h : (bottom - 1) * s_h + k_h][None]
+        out.append(F.conv2d(band, weight, bias, stride)[0])
+    Y = torch.cat(out, dim=1) if len(out) > 1 else out[0]
+    return Y if channels else Y[0]

@@ -103,6 +103,23 @@ def comparisons(targets: torch.Tensor, learned: torch.Tensor, scale: float) -> l
     return [Picture(layout, colours) for colours in zip(*panels, strict=True)]
 
 
+def grid(values: torch.Tensor) -> torch.Tensor:
+    """A map as drawn: (h, w) as it is; channels tiled with a blank (NaN: white in a heat map,
+    black in gray) line between maps: (c, h, w) side by side, (out, in, kh, kw) as out rows
+    of in maps."""
+    if values.dim() == 2:
+        return values
+    return grids(values[None] if values.dim() == 4 else values[None, None])[0]
+
+
+def grids(values: torch.Tensor) -> torch.Tensor:
+    """`grid` of each of M (out, in, kh, kw) kernels: (M, out·(kh+1)−1, in·(kw+1)−1)."""
+    m, out, inp, kh, kw = values.shape
+    padded = F.pad(values.float(), (0, 1, 0, 1), value=float("nan"))  # a blank row and column
+    tiled = padded.permute(0, 1, 3, 2, 4).reshape(m, out * (kh + 1), inp * (kw + 1))
+    return tiled[:, :-1, :-1]
+
+
 def symmetric_scale(values: torch.Tensor) -> float:
     """The largest |value|, the scale a run's pictures of this kind keep; 1 for all zeros."""
     biggest = float(values.detach().abs().max()) if values.numel() else 0.0

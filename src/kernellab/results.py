@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -24,8 +25,8 @@ class TrainResult:
     status: str  # completed | diverged | interrupted (the CLI adds failed)
     final_loss: float | None  # loss computed at the last completed step; None if there is none
     initial_loss: float | None
-    weight: list[list[float | None]]
-    bias: float | None
+    weight: list[Any]  # [[...]] (kh, kw); with channels (out, in, kh, kw)
+    bias: float | list[float] | None  # a list: one per output channel, with several
     steps_completed: int
     output_shape: list[int]
     device: str
@@ -107,7 +108,8 @@ def _result(outcome: Outcome, member: Member, device, threads: int, wall: float)
     else:  # nothing recorded (0 steps, or diverged at once): the model as it is
         kernel = model.kernel.detach().cpu()
         weight = kernel.tolist()
-        bias = model.bias.item() if model.bias is not None else None
+        bias = None if model.bias is None else model.bias.tolist()
+        bias = bias[0] if bias and len(bias) == 1 else bias
         truth = member.task.kernel
         error = kernel_error(
             kernel.flatten().tolist(), None if truth is None else truth.flatten().tolist()

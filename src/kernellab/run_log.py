@@ -28,7 +28,7 @@ def tracker(member: Member) -> TensorBoardTracker:
         member.task.kernel,
         purge_step=done + 1 if done else None,
         target_output=member.task.target,
-        kernel_shape=member.geometry.kernel_size,
+        kernel_shape=tuple(member.model.kernel.shape),
     )
 
 

@@ -65,7 +65,7 @@ def _cells(row: JobRow, sweep_dir: Path, label: str, final_loss: str, error: str
         final_loss,
         error,
         "" if row.weight is None else _compact(row.weight),
-        _g(row.bias),
+        _compact(row.bias) if isinstance(row.bias, list) else _g(row.bias),
         _g(row.wall_time_s),
         row.dir.relative_to(sweep_dir).as_posix(),
     ]

@@ -18,6 +18,7 @@ dashboards, every run writes what the Custom Scalars and HParams dashboards need
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import struct
@@ -47,6 +48,8 @@ from kernellab.pictures import (
     Picture,
     comparisons,
     grayscale,
+    grid,
+    grids,
     heatmap,
     heatmaps,
     symmetric_scale,
@@ -129,12 +132,18 @@ def _bucket_limits(first: int, last: int) -> bytes:
     return HISTOGRAM_BINS[first : last + 2].tobytes()
 
 
-def weight_tag(i: int, j: int) -> str:
-    return f"kernel/w_{i}_{j}"
+def weight_tag(*index: int) -> str:
+    """`kernel/w_i_j`; with channels `kernel/w_o_c_i_j` (output, input channel, row, column)."""
+    return "kernel/w_" + "_".join(map(str, index))
 
 
-def target_tag(i: int, j: int) -> str:
-    return f"kernel/target_{i}_{j}"
+def target_tag(*index: int) -> str:
+    return "kernel/target_" + "_".join(map(str, index))
+
+
+def _elements(shape: Sequence[int]) -> list[tuple[int, ...]]:
+    """Every index of a kernel of `shape`, row-major (the order of its flat values)."""
+    return list(itertools.product(*map(range, shape)))
 
 
 class TensorBoardTracker:
@@ -156,43 +165,47 @@ class TensorBoardTracker:
         """`target`: the target kernel as the model sees it (embedded in its kernel shape); None
         when there is no ground truth (a target image alone): then no `kernel/error`,
         `kernel/target_i_j` or `kernel/compare`, and `kernel/image` on each snapshot's own scale.
-        `kernel_shape`: the model's, needed without a target."""
+        `kernel_shape`: the model's, needed without a target: (kh, kw), or with channels
+        (out, in, kh, kw), whose pictures are grids of out × in maps."""
         self.events = EventFile(run_dir, purge_step)
         self.target = None if target is None else target.detach().cpu()
         self.kernel_scale = None if self.target is None else symmetric_scale(self.target)
         self.output_scale = None if target_output is None else symmetric_scale(target_output)
-        kh, kw = self.target.shape if self.target is not None else tuple(kernel_shape or ())
-        self.kernel_shape = (kh, kw)
+        shape = tuple(self.target.shape if self.target is not None else kernel_shape or ())
+        self.kernel_shape = shape
         self.scalar_tags = [LOSS_TAG] if self.target is None else [LOSS_TAG, ERROR_TAG]
         self.targets: list[Summary.Value] = []  # kernel/target_i_j, small kernels only
-        if kh * kw <= MAX_KERNEL_SCALARS:
-            elements = [(i, j) for i in range(kh) for j in range(kw)]
-            self.scalar_tags += [weight_tag(i, j) for i, j in elements]
+        if math.prod(shape) <= MAX_KERNEL_SCALARS:
+            elements = _elements(shape)
+            self.scalar_tags += [weight_tag(*e) for e in elements]
             if self.target is not None:
                 values = self.target.flatten().tolist()
                 self.targets = [
-                    Summary.Value(tag=target_tag(i, j), simple_value=v)
-                    for (i, j), v in zip(elements, values, strict=True)
+                    Summary.Value(tag=target_tag(*e), simple_value=v)
+                    for e, v in zip(elements, values, strict=True)
                 ]
         self.target_steps: list[int] = []  # where the target scalars were written
         self.last_step: int | None = None
         if purge_step is None:  # a new run; a resumed one has its layout already
-            self.events.add(_kernel_layout_summary(kh, kw))
+            self.events.add(_kernel_layout_summary(*shape))
 
     def log_step(
         self,
         step: int,
         loss: float,
         kernel: Sequence[float],
-        bias: float | None,
+        bias: float | list[float] | None,
         error: float | None,
     ) -> None:
         """One event: the loss, the kernel error (None: no ground truth), every kernel element
-        (small kernels), the bias, and on the session's first logged step the target elements."""
+        (small kernels), the bias (`kernel/bias_o` per output channel with several), and on the
+        session's first logged step the target elements."""
         head = [loss] if error is None else [loss, error]
         values = [*head, *kernel][: len(self.scalar_tags)]
         tags = self.scalar_tags
-        if bias is not None:
+        if isinstance(bias, list):  # one per output channel: kernel/bias_o
+            tags, values = [*tags, *(f"{BIAS_TAG}_{o}" for o in range(len(bias)))], [*values, *bias]
+        elif bias is not None:
             tags, values = [*tags, BIAS_TAG], [*values, bias]
         summary = Summary(
             value=[Summary.Value(tag=t, simple_value=v) for t, v in zip(tags, values, strict=True)]
@@ -207,13 +220,14 @@ class TensorBoardTracker:
         self.log_summary(self.image(tag, values), step)
 
     def image(self, tag: str, values: torch.Tensor) -> Summary:
-        """`data/input` in gray levels; kernels and outputs as heat maps on the run's scales."""
+        """`data/input` in gray levels; kernels and outputs as heat maps on the run's scales (with
+        channels, each a grid of its maps)."""
         if tag == INPUT_TAG:
-            picture = grayscale(values)
+            picture = grayscale(grid(values))
         elif tag == TARGET_KERNEL_TAG:
-            picture = heatmap(values, self.kernel_scale or symmetric_scale(values))
+            picture = heatmap(grid(values), self.kernel_scale or symmetric_scale(values))
         else:  # data/target, data/prediction
-            picture = heatmap(values, self.output_scale or symmetric_scale(values))
+            picture = heatmap(grid(values), self.output_scale or symmetric_scale(values))
         return image_summary(tag, picture)
 
     def log_summary(self, summary: Summary, step: int = 0) -> None:
@@ -257,12 +271,13 @@ def log_snapshots(
     for (shape, scale), batch in batches.items():
         kernels = torch.tensor([kernel for _, kernel in batch]).view(-1, *shape)
         histograms = histogram_summaries(HISTOGRAM_TAG, kernels.view(len(batch), -1).numpy())
+        maps = grids(kernels) if len(shape) == 4 else kernels  # channels: out × in maps each
         if isinstance(scale, tuple):
-            images, compared = heatmaps(kernels, symmetric_scale(kernels)), [None]
+            images, compared = heatmaps(maps, symmetric_scale(kernels)), [None]
         else:
             targets = torch.stack([tracker.target for tracker, _ in batch])
-            images = heatmaps(kernels, scale)
-            compared = comparisons(targets, kernels, scale)
+            images = heatmaps(maps, scale)
+            compared = comparisons(grids(targets) if len(shape) == 4 else targets, maps, scale)
         for (tracker, _), histogram, image, comparison in zip(
             batch, histograms, images, compared, strict=True
         ):
@@ -284,14 +299,14 @@ def image_summary(tag: str, picture: Picture) -> Summary:
 # --- Custom Scalars ---
 
 
-def kernel_layout(kernel_shape: tuple[int, int]) -> layout_pb2.Layout:
+def kernel_layout(kernel_shape: tuple[int, ...]) -> layout_pb2.Layout:
     """Loss and kernel error side by side; a chart per kernel element, learned against target.
 
     TensorBoard merges the layouts of all runs: categories by title, charts unless equal. So each
     chart depends on its element (i, j) only, and a [1,3] job adds just its `w[0,2]` chart to a
     [1,2] job's layout. Chart tags are regular expressions matched against each run's tags.
+    `kernel_shape`: (kh, kw), or (out, in, kh, kw) with channels (charts `w[o,c,i,j]`).
     """
-    kh, kw = kernel_shape
     lines = layout_pb2.MultilineChartContent
     categories = [
         layout_pb2.Category(
@@ -302,17 +317,16 @@ def kernel_layout(kernel_shape: tuple[int, int]) -> layout_pb2.Layout:
             ],
         )
     ]
-    if kh * kw <= MAX_KERNEL_SCALARS:
+    if math.prod(kernel_shape) <= MAX_KERNEL_SCALARS:
         categories.append(
             layout_pb2.Category(
                 title="kernel: learned vs target",
                 chart=[
                     layout_pb2.Chart(
-                        title=f"w[{i},{j}]",
-                        multiline=lines(tag=[rf"^kernel/(w|target)_{i}_{j}$"]),
+                        title=f"w[{','.join(map(str, e))}]",
+                        multiline=lines(tag=[rf"^kernel/(w|target)_{'_'.join(map(str, e))}$"]),
                     )
-                    for i in range(kh)
-                    for j in range(kw)
+                    for e in _elements(kernel_shape)
                 ],
             )
         )
@@ -320,8 +334,8 @@ def kernel_layout(kernel_shape: tuple[int, int]) -> layout_pb2.Layout:
 
 
 @functools.lru_cache(maxsize=64)  # the same for every job with this kernel shape
-def _kernel_layout_summary(kh: int, kw: int) -> Summary:
-    return layout_summary(kernel_layout((kh, kw)))
+def _kernel_layout_summary(*kernel_shape: int) -> Summary:
+    return layout_summary(kernel_layout(kernel_shape))
 
 
 def layout_summary(layout: layout_pb2.Layout) -> Summary:
@@ -351,7 +365,7 @@ _KIND_TYPES = {
 def hyperparameters(
     cfg: Any,
     kernel_size: Sequence[int] | None = None,
-    target_kernel: Sequence[Sequence[float]] | None = None,
+    target_kernel: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """The run's config as flat HParams, as the run resolved it.
 

@@ -138,8 +138,8 @@ def _train_locked(
     progress = Progress(
         [run_log.job_log(m, tracker) for m, tracker in zip(members, trackers, strict=True)],
         parameters,
-        tuple(geometries[0].kernel_size),
-        models[0].bias is not None,
+        tuple(models[0].kernel.shape),  # (kh, kw), or (out, in, kh, kw) with channels
+        0 if models[0].bias is None else models[0].bias.numel(),
         schedule,
         Heartbeat(min(schedule.done) + 1, max(schedule.last), logging.getLogger("kernellab")),
         log_snapshots,

@@ -17,7 +17,7 @@ from omegaconf import ListConfig, OmegaConf
 
 from kernellab.backends import AUTO, BACKENDS, size_refusal
 from kernellab.config import OBJECTIVES
-from kernellab.data import photo_size
+from kernellab.data import photo_channels, photo_size
 from kernellab.errors import require
 from kernellab.image_files import NO_SUCH_FILE
 from kernellab.ops import Pair, output_shape, pair
@@ -30,6 +30,8 @@ MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
 # the OS take C ints, and a Python int is unbounded (`model.stride=2^63` overflowed in conv2d)
 MAX_INT = 2**31 - 1
 BOOK_KERNEL = [[-1.0, 1.0]]  # `task.target_kernel=null` without a target image: the book's
+CHANNELS = {"gray": 1, "rgb": 3}  # `task.channels`: the image's channels
+Kernel = list[Any]  # a target kernel: a matrix, or an (out, in, kh, kw) nested list
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,18 @@ class Geometry:
     """The validated shapes of a run."""
 
     # as written (a name resolved), before `horizontal`; None: no ground truth (a target image)
-    target_kernel: list[list[float]] | None
+    target_kernel: Kernel | None
     kernel_size: Pair
     padding: Pair
     stride: Pair
     input_shape: Pair
     output_shape: Pair
+    channels: Pair = (1, 1)  # (out, in): (1, 1) is the book's single-channel layer
+
+    @property
+    def kernel_shape(self) -> tuple[int, ...]:
+        """The model's weight, (out, in, kh, kw)."""
+        return (*self.channels, *self.kernel_size)
 
 
 def validate(cfg: AnyConfig) -> Geometry:
@@ -62,8 +70,9 @@ def validate(cfg: AnyConfig) -> Geometry:
     _require_choice("task.orientation", task.orientation, ("vertical", "horizontal"))
     target = _target_kernel(task.target_kernel, task.target_image is not None)
     _require_ground_truth(cfg, target)
-    target_hw = (len(target), len(target[0])) if target else (1, 1)
+    target_hw = kernel_dims(target)[1] if target else (1, 1)
     input_hw, picture = _input_shape(task)
+    channels = _channels(cfg, target)
     if task.orientation == "horizontal":
         target_hw, input_hw = target_hw[::-1], input_hw[::-1]
 
@@ -110,6 +119,7 @@ def validate(cfg: AnyConfig) -> Geometry:
         stride=stride,
         input_shape=input_hw,
         output_shape=outputs,
+        channels=channels,
     )
 
 
@@ -140,7 +150,74 @@ def _input_shape(task: AnyConfig) -> tuple[Pair, str]:
     return shape, f"image {task.image}"
 
 
-def _require_ground_truth(cfg: AnyConfig, target: list[list[float]] | None) -> None:
+def _channels(cfg: AnyConfig, target: Kernel | None) -> Pair:
+    """The layer's (out, in) channels: `model.*_channels`, or where null the images' and the
+    target's; every one given must agree."""
+    task, model = cfg.task, cfg.model
+    _require_choice("task.channels", task.channels, CHANNELS)
+    require(
+        task.channels == "gray" or task.image not in IMAGES,
+        "task.channels",
+        task.channels,
+        f"must be gray for the drawn `{task.image}` picture (one channel): rgb takes a picture"
+        " file's three colour channels",
+    )
+    for key in ("model.in_channels", "model.out_channels"):
+        value = model[key.rsplit(".", 1)[1]]
+        if value is not None:
+            _require_int(key, value, 1, " or null")
+    kernel_channels = kernel_dims(target)[0] if target else None
+    image_in, target_out = CHANNELS[task.channels], _target_image_channels(task)
+    in_channels = model.in_channels or image_in
+    out_channels = model.out_channels or target_out or (kernel_channels or (1, 1))[0]
+    _require_channels_fit(task, target, (out_channels, in_channels), image_in, target_out)
+    return out_channels, in_channels
+
+
+def _require_channels_fit(
+    task: AnyConfig, target: Kernel | None, layer: Pair, image_in: int, target_out: int | None
+) -> None:
+    """The layer's (out, in) must be the image's channels, the target image's and the target
+    kernel's; a refusal names both shapes."""
+    out_channels, in_channels = layer
+    model = f"the model would be (out {out_channels}, in {in_channels})"
+    require(
+        in_channels == image_in,
+        "model.in_channels",
+        in_channels,
+        f"must be the image's {image_in} channel(s) (task.channels={task.channels}): {model}",
+    )
+    require(
+        target_out is None or out_channels == target_out,
+        "model.out_channels",
+        out_channels,
+        f"must be the target image's {target_out} channel(s): {model}",
+    )
+    if target is None:
+        return
+    shape = nested_shape(target) or ()
+    require(
+        kernel_dims(target)[0] == layer,
+        "task.target_kernel",
+        task.target_kernel,
+        f"must have the model's channels: its shape is {list(shape)}"
+        + (" (a matrix: out 1, in 1)" if len(shape) == 2 else "")
+        + f" and {model}; give an (out, in, kh, kw) nested list",
+    )
+
+
+def _target_image_channels(task: AnyConfig) -> int | None:
+    """A target image's channels: 1 with task.channels=gray, else as the file stores it
+    (a file that can't be read is refused by its size check)."""
+    if task.target_image is None:
+        return None
+    if task.channels == "gray":
+        return 1
+    channels = photo_channels(task.target_image)
+    return channels if isinstance(channels, int) else None
+
+
+def _require_ground_truth(cfg: AnyConfig, target: Kernel | None) -> None:
     """`objective=kernel_error` needs a kernel to measure the learned one against."""
     require(
         target is not None or cfg.objective != "kernel_error",
@@ -218,8 +295,9 @@ def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
         _require_int("logger.snapshot_every", logger.snapshot_every, 1, " or null")
 
 
-def _target_kernel(spec: Any, has_target_image: bool) -> list[list[float]] | None:
-    """The ground-truth kernel; null: none beside a target image, else the book's."""
+def _target_kernel(spec: Any, has_target_image: bool) -> Kernel | None:
+    """The ground-truth kernel, a matrix or an (out, in, kh, kw) nested list; null: none beside a
+    target image, else the book's."""
     key = "task.target_kernel"
     if spec is None:
         return None if has_target_image else [list(row) for row in BOOK_KERNEL]
@@ -227,17 +305,39 @@ def _target_kernel(spec: Any, has_target_image: bool) -> list[list[float]] | Non
         _require_choice(key, spec, NAMED_KERNELS)
         return [[float(v) for v in row] for row in NAMED_KERNELS[spec]]
     rows = OmegaConf.to_container(spec) if isinstance(spec, ListConfig) else spec
+    shape = nested_shape(rows)
     require(
-        isinstance(rows, list)
-        and rows
-        and all(isinstance(r, list) and r and len(r) == len(rows[0]) for r in rows)
-        and all(_is_float32(v) for r in rows for v in r),
+        shape is not None and len(shape) in (2, 4),
         key,
         spec,
         "must be a non-empty rectangular matrix of numbers within float32's range, e.g. [[-1,1]],"
-        " or one of " + ", ".join(NAMED_KERNELS),
+        " a nested list of shape (out, in, kh, kw) such as [[[[0.3]],[[0.6]],[[0.1]]]], or one of "
+        + ", ".join(NAMED_KERNELS),
     )
-    return [[float(v) for v in r] for r in rows]
+    # one channel to one is the book's layer: its (1, 1, kh, kw) kernel is the matrix it holds
+    return _floats(rows[0][0] if shape[:2] == (1, 1) and len(shape) == 4 else rows)
+
+
+def nested_shape(value: Any) -> tuple[int, ...] | None:
+    """The shape of a non-empty rectangular nested list of float32 numbers; None if it is
+    ragged, empty or holds anything else."""
+    if not isinstance(value, list):
+        return () if _is_float32(value) else None
+    shapes = {nested_shape(v) for v in value}
+    if not value or len(shapes) != 1 or None in shapes:
+        return None
+    return (len(value), *shapes.pop())
+
+
+def _floats(value: Any) -> Any:
+    return [_floats(v) for v in value] if isinstance(value, list) else float(value)
+
+
+def kernel_dims(kernel: Kernel) -> tuple[Pair, Pair]:
+    """A target kernel's (out, in) channels and (kh, kw): a matrix is one channel to one."""
+    shape = nested_shape(kernel)
+    assert shape is not None
+    return ((1, 1), shape) if len(shape) == 2 else (shape[:2], shape[2:])
 
 
 def _pair(key: str, node: AnyConfig, minimum: int) -> Pair:
