@@ -271,10 +271,16 @@ def test_every_launcher_writes_the_group_files(tmp_path: Path, launcher: str) ->
         ("study.recovered_within=nan", "must be a finite number >= 0"),
     ],
 )
+@pytest.mark.parametrize("mode", ["sweep", "single run"])
 def test_bad_study_settings_are_one_line_before_anything_runs(
-    tmp_path: Path, override: str, says: str
+    tmp_path: Path, override: str, says: str, mode: str
 ) -> None:
-    proc = run_cli("-m", "seed=0,1", override, f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    if mode == "sweep":
+        proc = run_cli(
+            "-m", "seed=0,1", override, f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path
+        )
+    else:
+        proc = run_cli(override, f"hydra.run.dir={tmp_path / 's'}", cwd=tmp_path)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"error: {override.split('=')[0]}=") and says in line

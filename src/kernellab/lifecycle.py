@@ -65,9 +65,16 @@ def check_job(cfg: Any, run_dir: Path | None) -> Checked:
     return check(cfg, run_dir)
 
 
+def _check_study(config: DictConfig) -> None:
+    """`study.*`, refused where it is given (a single run is a study of one)."""
+    keys = [key for key, _, _ in schema_rows() if not key.startswith("study.")]
+    check_settings(config.study, keys, lambda key: _in_config(config, key))
+
+
 def check_run(config: DictConfig) -> None:
     """A single run, before Hydra creates its dir: its values, its dir writable and free."""
     _check_additions(config)
+    _check_study(config)
     run_dir = str(config.hydra.run.dir).strip()
     if not run_dir:
         raise ConfigError("hydra.run.dir", run_dir, "must be a directory path")
@@ -254,8 +261,7 @@ def _check_sweep(config: DictConfig) -> None:
     for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
         if sweeper.get(key) is not None and sweeper[key] < 1:
             raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
-    keys = [key for key, _, _ in schema_rows() if not key.startswith("study.")]
-    check_settings(config.study, keys, lambda key: _in_config(config, key))
+    _check_study(config)
     if is_optuna(sweeper):  # its storage opened, its direction and sampler: before the study
         check_optuna(sweeper)
 
