@@ -193,6 +193,23 @@ def photo_cases() -> list[Case]:
     return cases
 
 
+def channel_cases() -> list[Case]:
+    """task.channels and the model's channel counts against the pictures and kernels given."""
+    rgb = (("c.png", _picture("RGB")),)
+    gray = (("g.png", _picture("L")),)
+    return [
+        Case("channels", "task.channels=rgb"),  # the drawn stripes have one channel
+        Case("channels", "task.channels=cmyk"),
+        Case("channels", "task.image=c.png task.channels=rgb model.in_channels=1", rgb),
+        Case("channels", "task.image=g.png model.in_channels=3", gray),
+        Case("channels", "task.image=c.png task.channels=rgb model.out_channels=0", rgb),
+        Case("channels", "task.image=c.png task.channels=rgb model.backend=fused", rgb),
+        Case("channels", "task.target_kernel=[[[[1]],[[2]]],[[[3]]]]"),  # ragged
+        Case("channels", "task.target_kernel=[[[[1,2]],[[3,4]]]]"),  # in 2, the image has 1
+        Case("channels", f"task.image=c.png task.channels=rgb {FAST}", rgb, True),
+    ]
+
+
 def cases(spelt_out: list[str]) -> list[Case]:
     """Every input case: `spelt_out` (faults.py's own list), then the families here."""
     not_a_database = "hparams_search=edge_optuna hydra.sweeper.storage=sqlite:///notes.db"
@@ -202,5 +219,6 @@ def cases(spelt_out: list[str]) -> list[Case]:
         *(Case("grammar", args) for args in GRAMMAR),
         *(Case("sweeps", args) for args in SWEEPS),
         *photo_cases(),
+        *channel_cases(),
         *(Case("generated values", args, may_run=True) for args in generated_values()),
     ]

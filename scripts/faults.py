@@ -270,7 +270,10 @@ def sweep_signal_case(launcher: list[str], sig: signal.Signals, whole_group: boo
         if proc.returncode != 128 + sig.value or left or not (tmp / "s" / "summary.md").exists():
             return f"other (exit {proc.returncode}, {len(left)} left running)"
         command = shlex.split(err.split("continue the sweep with ", 1)[1].splitlines()[0])
-        code, _, err = run(command[2:], tmp)  # what follows `python train.py`
+        # what follows `python train.py`; 4 x 20000 steps take ~100 s on 2 loaded cores
+        code, _, err = run(command[2:], tmp, timeout=5 * TIMEOUT)
+        if code is None:
+            return "hang"
         done = [json.loads(p.read_text()) for p in (tmp / "s").glob("*/metrics.json")]
         complete = [m["steps_completed"] for m in done if m["status"] == "completed"]
         return "handled" if code == 0 and complete == [20000] * 4 else "lost"
