@@ -206,7 +206,12 @@ def channel_cases() -> list[Case]:
         Case("channels", "task.image=c.png task.channels=rgb model.backend=fused", rgb),
         Case("channels", "task.target_kernel=[[[[1]],[[2]]],[[[3]]]]"),  # ragged
         Case("channels", "task.target_kernel=[[[[1,2]],[[3,4]]]]"),  # in 2, the image has 1
-        Case("channels", f"task.image=c.png task.channels=rgb {FAST}", rgb, True),
+        Case(  # valid: a colour-to-gray kernel (the default [[-1,1]] is one channel: refused)
+            "channels",
+            f"task.image=c.png task.channels=rgb task.target_kernel=[[[[0.3]],[[0.6]],[[0.1]]]] {FAST}",
+            rgb,
+            True,
+        ),
     ]
 
 
