@@ -17,6 +17,7 @@ from pathlib import Path
 from bench import BENCH_DIR, gpu
 from bench.backends import backends
 from bench.batched import batched
+from bench.channels import channels
 from bench.peer import peer
 from bench.report import Section, document
 from bench.scale import FULL, QUICK, Scale
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, tuple[str, Benchmark]] = {
     "batched": ("8. Batched sweeps", batched),
     "stencil": ("9. Large images: the fused step", stencil),
     "studies": ("10. Studies", studies),
+    "channels": ("11. Colour channels", channels),
 }
 SMALL_PRINT = re.compile(r"\s*<sub>.*?</sub>")
 PREAMBLE = [

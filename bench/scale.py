@@ -28,6 +28,8 @@ class Scale:
     batched_seeds: int = 1000  # `python train.py -m hydra/launcher=batched 'seed=range(N)'`
     stencil_sizes: tuple[int, ...] = (1024, 4096, 8192)  # the fused step's images
     study_seeds: int = 10000  # `'seed=range(N)' optim=sgd,adam`, batched: 2N jobs
+    channel_image: int = 2048  # RGB -> RGB 5x5 (issue 22's size)
+    channel_steps: int = 5
 
 
 FULL = Scale()
@@ -53,4 +55,6 @@ QUICK = Scale(
     batched_seeds=50,
     stencil_sizes=(256, 1024),
     study_seeds=100,
+    channel_image=256,
+    channel_steps=3,
 )

@@ -85,3 +85,27 @@ def test_optunas_handler_learns_its_stream(monkeypatch):
     for handler in handlers:
         if hasattr(handler.formatter, "stream"):
             assert handler.formatter.stream is handler.stream
+
+
+@pytest.mark.parametrize("template", ["help", "hydra_help"])
+def test_the_help_patch_gives_hydras_own_text(monkeypatch, template):
+    from pathlib import Path
+
+    from hydra import initialize_config_dir
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    import kernellab.config  # noqa: F401  (the schema and the help's resolver)
+    from kernellab._hydra_private import help_fills_only_its_placeholders
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    monkeypatch.setattr(Hydra, "get_help", Hydra.get_help)  # the original, restored after
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        cfg = hydra.compose_config("config", [], run_mode=RunMode.RUN)
+        args = (cfg.hydra[template], cfg, get_args_parser(), False)
+        want = Hydra.get_help(hydra, *args)
+        help_fills_only_its_placeholders()
+        assert Hydra.get_help(hydra, *args) == want
