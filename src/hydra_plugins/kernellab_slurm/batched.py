@@ -18,7 +18,6 @@ records the rest `not started` and ends the task, whose jobs the sweep then gets
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -56,31 +55,15 @@ class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        import submitit
-        from submitit.core.utils import FailedJobError
-
         from kernellab import slurm
-        from kernellab.errors import UserError, exit_with_error
 
         assert self.config is not None
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        try:
-            tasks = parse_tasks(self.tasks)
-            slurm.check_submission()
-        except UserError as error:
-            slurm.discard_unstarted_sweep(sweep_dir)
-            exit_with_error(error)
+        sweep_dir = self._sweep_dir()
+        tasks = self._checked(lambda: parse_tasks(self.tasks))
+        self._checked(slurm.check_submission)
         shares = self._plan(job_overrides, initial_job_idx, tasks)
-        executor = self._executor(submitit)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
         task = BatchTask(self.config, self.task_context, self.task_function)
-        try:
-            submitted = slurm.submit_quietly(lambda: executor.map_array(task, shares))
-        except FailedJobError as error:  # what submitit raises when sbatch says no
-            slurm.discard_unstarted_sweep(sweep_dir)
-            exit_with_error(slurm.refused(error))
+        submitted = self._submit_array(lambda executor: executor.map_array(task, shares))
         listed = _list_tasks(sweep_dir, submitted, shares)
         log.info(
             f"Submitted {len(job_overrides)} jobs as {len(shares)} SLURM array task(s) "

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, filter_overrides
@@ -25,6 +25,8 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class KernellabSlurmLauncher(SlurmLauncher):
@@ -47,34 +49,16 @@ class KernellabSlurmLauncher(SlurmLauncher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         """Hydra's submitit launch(), with refusals and result-less jobs handled per job."""
-        import submitit
-        from submitit.core.utils import FailedJobError
-
         from kernellab import slurm
-        from kernellab.errors import UserError, exit_with_error
 
-        assert self.config is not None
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        try:
-            slurm.check_submission()
-        except UserError as error:
-            slurm.discard_unstarted_sweep(sweep_dir)
-            exit_with_error(error)
-        executor = self._executor(submitit)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if "mode" in self.config.hydra.sweep:
-            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        sweep_dir = self._sweep_dir()
+        self._checked(slurm.check_submission)
         job_params = [  # what __call__ gets in the job, as in Hydra's launcher
             (list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state())
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx)
         ]
-        try:
-            jobs = slurm.submit_quietly(
-                lambda: executor.map_array(self, *zip(*job_params, strict=True))
-            )
-        except FailedJobError as error:  # what submitit raises when sbatch says no
-            slurm.discard_unstarted_sweep(sweep_dir)
-            exit_with_error(slurm.refused(error))
+        arrays = list(zip(*job_params, strict=True))
+        jobs = self._submit_array(lambda executor: executor.map_array(self, *arrays))
         # Hydra's lines, once SLURM has taken the jobs: a refusal is the only thing printed
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
         for params in job_params:
@@ -86,6 +70,42 @@ class KernellabSlurmLauncher(SlurmLauncher):
             slurm.result_or_inf(job, params[2], filter_overrides(params[0]))
             for job, params in zip(jobs, job_params, strict=True)
         ]
+
+    def _sweep_dir(self) -> Path:
+        assert self.config is not None
+        return Path(str(self.config.hydra.sweep.dir))
+
+    def _checked(self, check: Callable[[], T]) -> T:
+        """`check()`'s value; a UserError it raises ends the sweep in one line (exit 2), the
+        sweep dir as it was (kernellab.slurm.discard_unstarted_sweep)."""
+        from kernellab import slurm
+        from kernellab.errors import UserError, exit_with_error
+
+        try:
+            return check()
+        except UserError as error:
+            slurm.discard_unstarted_sweep(self._sweep_dir())
+            exit_with_error(error)
+
+    def _submit_array(self, submit: Callable[[Any], list[Any]]) -> list[Any]:
+        """The submitit jobs of the array `submit(executor)` submits, the sweep dir made first
+        (with `hydra.sweep.mode`); sbatch's refusal is one line (exit 2), the dir as it was."""
+        import submitit
+        from submitit.core.utils import FailedJobError
+
+        from kernellab import slurm
+        from kernellab.errors import exit_with_error
+
+        assert self.config is not None
+        executor, sweep_dir = self._executor(submitit), self._sweep_dir()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        try:
+            return slurm.submit_quietly(lambda: submit(executor))
+        except FailedJobError as error:  # what submitit raises when sbatch says no
+            slurm.discard_unstarted_sweep(sweep_dir)
+            exit_with_error(slurm.refused(error))
 
     def _executor(self, submitit: Any) -> Any:
         """The executor exactly as Hydra's submitit launcher builds it from the launcher config."""
