@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,24 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def scancel_once_job_1_trains(
+    sweep: subprocess.Popen[str], sweep_dir: Path, slurm_id: Callable[[], str]
+) -> str:
+    """`scancel` the SLURM job `slurm_id()` names once job 1 has trained 10000 steps; the
+    sweep's stderr when it has ended."""
+
+    def long_job_is_training() -> bool:
+        logs = glob.glob(str(sweep_dir / "1_*" / "train.log"))
+        return bool(logs) and "step 10000," in Path(logs[0]).read_text()
+
+    try:
+        wait_for(long_job_is_training, 120, "job 1 to train")
+        subprocess.run(["scancel", slurm_id()], check=True)
+        return sweep.communicate(timeout=240)[1]
+    finally:
+        sweep.kill()
+
+
 def test_scancel_of_one_job_interrupts_it_and_the_sweep_finishes(tmp_path):
     sweep_dir = tmp_path / "sweep"
     sweep = subprocess.Popen(
@@ -194,18 +213,12 @@ def test_scancel_of_one_job_interrupts_it_and_the_sweep_finishes(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
 
-        def long_job_is_training() -> bool:
-            logs = glob.glob(str(sweep_dir / "1_*" / "train.log"))
-            return bool(logs) and "step 10000," in Path(logs[0]).read_text()
-
-        wait_for(long_job_is_training, 120, "job 1 to train")
+    def job_1() -> str:
         (slurm_id,) = [p.name for p in (sweep_dir / ".submitit").glob("*_1")]
-        subprocess.run(["scancel", slurm_id], check=True)
-        _, stderr = sweep.communicate(timeout=240)
-    finally:
-        sweep.kill()
+        return slurm_id
+
+    stderr = scancel_once_job_1_trains(sweep, sweep_dir, job_1)
 
     assert sweep.returncode == 1, stderr
     assert "Traceback" not in stderr

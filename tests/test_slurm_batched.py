@@ -7,7 +7,6 @@ Skipped without a cluster (`sinfo` does not answer), except the refusal that nee
 from __future__ import annotations
 
 import csv
-import glob
 import math
 import os
 import subprocess
@@ -25,7 +24,7 @@ from tests.test_slurm import (
     error_lines,
     job_dir,
     logged_steps,
-    wait_for,
+    scancel_once_job_1_trains,
 )
 
 pytestmark = [
@@ -249,17 +248,7 @@ def test_scancel_of_one_task_interrupts_its_jobs_and_the_others_complete(tmp_pat
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-
-        def long_job_is_training() -> bool:
-            logs = glob.glob(str(sweep_dir / "1_*" / "train.log"))
-            return bool(logs) and "step 10000," in Path(logs[0]).read_text()
-
-        wait_for(long_job_is_training, 120, "job 1 to train")
-        subprocess.run(["scancel", task_dirs(sweep_dir)[1].name], check=True)
-        _, stderr = proc.communicate(timeout=240)
-    finally:
-        proc.kill()
+    stderr = scancel_once_job_1_trains(proc, sweep_dir, lambda: task_dirs(sweep_dir)[1].name)
 
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
