@@ -301,9 +301,9 @@ def test_a_replicate_key_the_sweep_does_not_vary_gives_groups_of_one(tmp_path: P
     assert not (sweep / "groups").exists()  # each group is one job: its run is the job's
 
 
-def test_readme_names_every_group_column() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert all(f"`{column}`" in readme for column in ("summary_groups.csv", *GROUP_COLUMNS))
+def test_the_sweeps_reference_names_every_group_column() -> None:
+    reference = (ROOT / "docs" / "sweeps.md").read_text()
+    assert all(f"`{column}`" in reference for column in ("summary_groups.csv", *GROUP_COLUMNS))
 
 
 @pytest.mark.slow

@@ -102,7 +102,7 @@ def test_joblib_workers_times_threads_fit_the_cores(tmp_path):
         tmp_path,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
-        "optim.lr=0.000001,0.000002",  # stable for 512² (see README, Photos)
+        "optim.lr=0.000001,0.000002",  # stable for 512² (see docs/images.md, Photos)
         "task.image=random",
         "task.height=512",
         "task.width=512",

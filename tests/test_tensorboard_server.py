@@ -42,7 +42,7 @@ SWEEP_ARGS = (
     f"trainer.steps={STEPS}",
 )
 
-# Tag names as the README's "TensorBoard tags" table promises them (spelt out, not imported from
+# Tag names as docs/tensorboard.md's tag table promises them (spelt out, not imported from
 # kernellab.tracking, so that renaming a tag there breaks this test as it breaks users' dashboards).
 LOSS_TAG = "train/loss"
 ERROR_TAG = "kernel/error"

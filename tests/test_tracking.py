@@ -27,7 +27,7 @@ from kernellab.tracking import (
 from kernellab.training import train
 from tests.helpers import write_target_pair
 
-# Spelt out, as the README's tag table promises them.
+# Spelt out, as docs/tensorboard.md's tag table promises them.
 IMAGE_TAGS = [
     "data/input",
     "data/target",
