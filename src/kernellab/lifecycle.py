@@ -349,7 +349,12 @@ def start_sweep(config: DictConfig) -> None:
     if jobs_run_in_this_process(config.hydra.launcher):
         SWEEP.install(runs_sweep=True)  # the running job stops; the next is `not started`
     else:
-        SWEEP.install(runs_sweep=True, on_signal=lambda name: _stop_workers(sweep_dir, name))
+        # submitit_local's children are one controller per job, alive exactly as long as it;
+        # joblib's are a pool of workers that outlive their jobs
+        per_job = str(config.hydra.launcher.get("_target_", "")).endswith(".LocalLauncher")
+        SWEEP.install(
+            runs_sweep=True, on_signal=lambda name: _stop_workers(sweep_dir, name, per_job)
+        )
         if "joblib" in str(config.hydra.launcher.get("_target_", "")):
             from kernellab._joblib_private import workers_defer_signals
 
@@ -390,14 +395,18 @@ FORWARD_AGAIN_S = 2.0
 SETTLE_S = 1.0
 
 
-def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
+def _stop_workers(sweep_dir: Path, signal_name: str, child_per_job: bool) -> None:
     """The sweep's own process, its jobs running in others (joblib's workers, submitit's): wait
     until every running job has saved its checkpoint, then end the sweep.
 
     A Ctrl-C or SLURM's scancel reaches every process; a signal sent to this process alone is
     passed on (as SIGTERM, which submitit's local controller forwards) after FORWARD_AFTER_S,
     and every FORWARD_AGAIN_S after that while a job holds its lock.
-    For SETTLE_S it waits even with no job locked: a job being started is about to be.
+    With a child per job (`child_per_job`: submitit's controllers) it waits until every child
+    has exited: a job still starting (importing torch: a minute on a loaded machine) takes its
+    lock later, and would train on, recorded `not started`, after the sweep ended. A pool's
+    workers outlive their jobs: it waits while a job is locked, and for SETTLE_S even with none
+    (a job being started is about to be).
     """
     log.warning(
         "%s received: the running jobs save their checkpoints, then the sweep ends", signal_name
@@ -405,7 +414,7 @@ def _stop_workers(sweep_dir: Path, signal_name: str) -> None:
     now = time.monotonic()
     forward_at, settled_at = now + FORWARD_AFTER_S, now + SETTLE_S
     while (children := child_processes()) and (
-        locked_runs(sweep_dir) or time.monotonic() < settled_at
+        child_per_job or locked_runs(sweep_dir) or time.monotonic() < settled_at
     ):
         if time.monotonic() >= forward_at:
             for pid in children:

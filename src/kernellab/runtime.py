@@ -95,13 +95,14 @@ def jobs_run_in_this_process(launcher: Mapping[str, Any]) -> bool:
 
 
 def child_processes() -> list[int]:
-    """The pids of this process's children (Linux: read from /proc; elsewhere none are found)."""
+    """The pids of this process's live children, zombies (exited, not yet reaped) left out
+    (Linux: read from /proc; elsewhere none are found)."""
     me, children = os.getpid(), []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
             continue
-        if parent == me:
+        if int(parent) == me and state != "Z":
             children.append(int(stat.parent.name))
     return children
