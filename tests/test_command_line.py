@@ -1,5 +1,6 @@
-"""kernellab.command_line and the sweep guards of kernellab.lifecycle, as a user meets them: real
-`python train.py` processes, their exit status, their stderr, and what they left on disk."""
+"""kernellab.command_line and the run and sweep guards of kernellab.preflight, as a user meets
+them: real `python train.py` processes, their exit status, their stderr, and what they left on
+disk."""
 
 from __future__ import annotations
 
