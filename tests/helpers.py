@@ -1,10 +1,15 @@
-"""Running `python train.py` as a user would, for the tests that need a real process."""
+"""Running `python train.py` as a user would, for the tests that need a real process; the files a
+test makes and reads back."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PY = ROOT / "train.py"
@@ -77,3 +82,15 @@ def kernel_override(kernel: list) -> str:
     import json
 
     return "task.target_kernel=" + json.dumps(kernel).replace(" ", "")
+
+
+def accumulator(run_dir: Path) -> EventAccumulator:
+    """A run's event files read back with TensorBoard's own reader, nothing sampled away."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(
+        str(run_dir),
+        size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0},
+    )
+    events.Reload()
+    return events

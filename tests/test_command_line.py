@@ -1,5 +1,6 @@
-"""kernellab.command_line and the sweep guards of kernellab.lifecycle, as a user meets them: real
-`python train.py` processes, their exit status, their stderr, and what they left on disk."""
+"""kernellab.command_line and the run and sweep guards of kernellab.preflight, as a user meets
+them: real `python train.py` processes, their exit status, their stderr, and what they left on
+disk."""
 
 from __future__ import annotations
 
@@ -121,6 +122,25 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "Logging error" not in err
+
+
+def test_a_closed_buffered_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
+    """As above with stdout block-buffered, as a user's pipe is (this machine's environment sets
+    PYTHONUNBUFFERED): the lines left in the buffer must not fail the run when the pipe closes."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), "trainer.steps=200", "trainer.print_every=1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout.readline().startswith("step 1")
+    proc.stdout.close()  # `| head -1`
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Broken pipe" not in err and "Exception ignored" not in err
 
 
 def test_a_full_output_device_is_one_line(tmp_path: Path) -> None:

@@ -62,7 +62,8 @@ class ConsoleHandler(logging.StreamHandler):
             return
         if not isinstance(error, BrokenPipeError) and ConsoleHandler.lost_output is None:
             ConsoleHandler.lost_output = error
-        self.setStream(open(os.devnull, "w"))  # noqa: SIM115  (lives as long as the handler)
+        # not setStream: it flushes the old stream, whose unwritten lines would fail again
+        self.stream = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the handler)
 
 
 class Heartbeat:

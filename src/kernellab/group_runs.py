@@ -23,16 +23,11 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from kernellab.eventfile import event_file_bytes
+from kernellab.hparams import hparam_value, hparams_summary
 from kernellab.paths import job_dir
 from kernellab.rundir import atomic_write
 from kernellab.studies import Group
-from kernellab.tracking import (
-    ERROR_TAG,
-    LOSS_TAG,
-    hparam_value,
-    hparams_summary,
-    layout_summary,
-)
+from kernellab.tracking import ERROR_TAG, LOSS_TAG, layout_summary
 
 if TYPE_CHECKING:
     from kernellab.report import SweepReport

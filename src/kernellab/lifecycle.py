@@ -6,7 +6,8 @@ its recorded `objective` → train (kernellab.training) → `report` its summary
 `objective` for the sweeper. A job that fails is `record_failure`d, one the sweep's stop came
 before `record_not_started`; both give the sweeper inf.
 
-A sweep: `before_sweep` (refuse a bad one) → `start_sweep` (multirun.yaml, the stop on a signal)
+A sweep: `before_sweep` (refuse a bad one: the checks are kernellab.preflight's, as are a single
+run's command-line checks in `check_run`) → `start_sweep` (multirun.yaml, the stop on a signal)
 → its jobs → `end_multirun` (summary, exit 1 if a job failed); after SIGINT/SIGTERM `end_sweep`
 (summary, what to do next, exit 130/143), waiting first for jobs running in other processes
 (`_stop_workers`).
@@ -33,27 +34,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, IntervalSweep, Override, RangeSweep
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from kernellab.config_help import schema_rows
 from kernellab.console import number, numbers
 from kernellab.errors import EXIT_JOBS_FAILED, ConfigError, UserError, exit_with_error
-from kernellab.optuna_settings import check_optuna, is_optuna
-from kernellab.paths import AUTO_RESUME, MULTIRUN_YAML, resume_override
+from kernellab.paths import MULTIRUN_YAML, resume_override
+from kernellab.preflight import (
+    check_additions,
+    check_study,
+    check_sweep,
+    check_sweep_dir,
+    command_line_overrides,
+)
 from kernellab.rundir import RunLock, ensure_no_run, ensure_writable, locked_runs, write_metrics
-from kernellab.runtime import child_processes, joblib_workers, jobs_run_in_this_process
+from kernellab.runtime import child_processes, jobs_run_in_this_process
 from kernellab.signals import SWEEP, exit_status
-from kernellab.studies import check_settings
 
 if TYPE_CHECKING:
     from kernellab.checks import Checked
     from kernellab.results import TrainResult
 
 log = logging.getLogger("kernellab")
-
-_MISSING = object()
 
 # ---- a job ----------------------------------------------------------------------------------------
 
@@ -65,16 +67,10 @@ def check_job(cfg: Any, run_dir: Path | None) -> Checked:
     return check(cfg, run_dir)
 
 
-def _check_study(config: DictConfig) -> None:
-    """`study.*`, refused where it is given (a single run is a study of one)."""
-    keys = [key for key, _, _ in schema_rows() if not key.startswith("study.")]
-    check_settings(config.study, keys, lambda key: _in_config(config, key))
-
-
 def check_run(config: DictConfig) -> None:
     """A single run, before Hydra creates its dir: its values, its dir writable and free."""
-    _check_additions(config)
-    _check_study(config)
+    check_additions(config)
+    check_study(config)
     run_dir = str(config.hydra.run.dir).strip()
     if not run_dir:
         raise ConfigError("hydra.run.dir", run_dir, "must be a directory path")
@@ -83,38 +79,6 @@ def check_run(config: DictConfig) -> None:
     if not config.trainer.resume:
         ensure_no_run(Path(run_dir))
     RunLock(Path(run_dir)).release()  # another process training there: refused now
-
-
-def command_line_overrides(hydra_cfg: DictConfig) -> list[str]:
-    """The overrides as typed: iterating the node would resolve an `${...}` inside them."""
-    return OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
-
-
-# Where `+key=value` may add a key: Hydra's own settings, and an optimizer's class arguments
-OPEN_PREFIXES = ("hydra.", "optim.")
-
-
-def _check_additions(config: DictConfig) -> None:
-    """Refuse `+key=` and `++key=` of a key the schema doesn't have: a typo of a real key would
-    silently train the defaults. Config groups (`+experiment=...`) and OPEN_PREFIXES stay open.
-    Refuse `~key` of a schema key or section: every one of them is needed to train."""
-    schema = {key for key, _, _ in schema_rows()}
-    for override in OverridesParser.create().parse_overrides(command_line_overrides(config.hydra)):
-        key = override.key_or_group
-        if override.is_delete() and any(k == key or k.startswith(f"{key}.") for k in schema):
-            raise UserError(
-                f"{override.input_line}: {key} can't be deleted, kernellab needs every key of its "
-                "schema; set it to another value instead"
-            )
-        is_group = key in config.hydra.runtime.choices
-        if not (override.is_add() or override.is_force_add()) or is_group or key in schema:
-            continue
-        if not key.startswith(OPEN_PREFIXES):
-            raise UserError(
-                f"{override.input_line.lstrip('+')}: is not a config key: a `+` override can't "
-                "add one (a typo would train the defaults); add a field to the schema "
-                "(kernellab/config.py) instead"
-            )
 
 
 def objective(record: Mapping[str, Any], name: str = "final_loss") -> float:
@@ -197,140 +161,13 @@ def swept_keys(hydra_cfg: DictConfig) -> tuple[str, ...]:
 def before_sweep(config: DictConfig) -> None:
     """Refuse a bad sweep before Hydra creates its dir; then Optuna's log lines, if it searches,
     go uncoloured to a file or a pipe."""
-    _check_sweep(config)
-    _check_sweep_dir(config)
+    check_sweep(config)
+    check_sweep_dir(config)
     ensure_writable(Path(config.hydra.sweep.dir))
     if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
         from kernellab._optuna_private import plain_logs_off_terminal
 
         plain_logs_off_terminal()
-
-
-def _check_sweep(config: DictConfig) -> None:
-    """Refuse an empty or enormous sweep, a key that is not in the config, n_jobs < 1, and
-    Optuna's bad settings (kernellab.optuna_settings)."""
-    _check_additions(config)
-    grid = str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
-    jobs, largest = 1, (0, "", "")
-    n_jobs = config.hydra.launcher.get("n_jobs")
-    if n_jobs is not None and joblib_workers(n_jobs) < 1:
-        raise ConfigError(
-            "hydra.launcher.n_jobs", n_jobs, "must be >= 1 (or -1 for all cores, as in joblib)"
-        )
-    workers = config.hydra.launcher.get("workers", "auto")  # hydra/launcher=batched
-    if workers != "auto" and (type(workers) is not int or workers < 1):
-        raise ConfigError("hydra.launcher.workers", workers, "must be auto or a number >= 1")
-    tasks = config.hydra.launcher.get("tasks", 1)  # hydra/launcher=slurm_batched
-    if type(tasks) is not int or tasks < 1:
-        raise ConfigError(
-            "hydra.launcher.tasks", tasks, "must be a number of SLURM array tasks >= 1"
-        )
-    parser = OverridesParser.create()
-    for override in parser.parse_overrides(command_line_overrides(config.hydra)):
-        is_group = override.key_or_group in config.hydra.runtime.choices  # e.g. optim=adam
-        if is_group or override.is_add() or override.is_delete() or override.is_force_add():
-            continue
-        key, value = override.input_line.split("=", 1)
-        if not _in_config(config, override.key_or_group):
-            raise ConfigError(key, value, "is not a config key (see `python train.py --cfg job`)")
-        if override.is_sweep_override():
-            count = _sweep_values(override, key, value, grid)
-            jobs *= count
-            largest = max(largest, (count, key, value))
-        if override.is_sweep_override() and key.startswith("study."):
-            raise ConfigError(
-                key,
-                value,
-                "a study setting is one value per sweep (it names no job); to look at a sweep "
-                "another way: python -m kernellab.report SWEEP_DIR --recovered-within X",
-            )
-    if jobs > MAX_SWEEP_JOBS:
-        _, key, value = largest
-        raise ConfigError(
-            key,
-            value,
-            f"makes a sweep of {jobs:,} jobs: at most {MAX_SWEEP_JOBS:,} (Hydra lists every job "
-            "before the first starts); split it into several sweeps",
-        )
-    sweeper = config.hydra.sweeper
-    for key, space in (sweeper.get("params") or {}).items():
-        if not _in_config(config, key):
-            raise ConfigError(
-                f"hydra.sweeper.params.{key}", space, "searches a key that is not in the config"
-            )
-    for key in ("n_trials", "n_jobs"):  # Optuna's trial count and batch size
-        if sweeper.get(key) is not None and sweeper[key] < 1:
-            raise ConfigError(f"hydra.sweeper.{key}", sweeper[key], "must be >= 1")
-    _check_study(config)
-    if is_optuna(sweeper):  # its storage opened, its direction and sampler: before the study
-        check_optuna(sweeper)
-
-
-MAX_SWEEP_JOBS = 1_000_000
-
-
-def _sweep_values(override: Override, key: str, value: str, grid: bool) -> int:
-    """How many values a sweep override has, counted without listing them (`range(10**9)`)."""
-    sweep = override.value()
-    if isinstance(sweep, IntervalSweep):
-        if grid:
-            raise ConfigError(
-                key,
-                value,
-                "interval() is a search space for Optuna "
-                "(hparams_search=...), not a grid: give values or range()",
-            )
-        return 1
-    if isinstance(sweep, Glob):
-        raise ConfigError(
-            key,
-            value,
-            f"glob() picks options of a config group (optim=glob(*)); {key} is not a group",
-        )
-    if isinstance(sweep, RangeSweep):
-        if not sweep.step:
-            raise ConfigError(key, value, "range()'s step must not be 0")
-        count = math.ceil((sweep.stop - sweep.start) / sweep.step)
-    else:
-        count = len(sweep.list)
-    if count < 1:
-        raise ConfigError(key, value, "the sweep has no values")
-    return count
-
-
-def _check_sweep_dir(config: DictConfig) -> None:
-    """A sweep dir that holds a sweep is only continued, by the same sweep with
-    `trainer.resume=auto`: a new sweep there would overwrite finished jobs' results or mix two
-    sweeps' jobs in one summary."""
-    from kernellab.report import continue_command
-
-    sweep_dir = Path(config.hydra.sweep.dir)
-    if not (sweep_dir / MULTIRUN_YAML).is_file():
-        return
-    try:
-        before = OmegaConf.load(sweep_dir / MULTIRUN_YAML).hydra
-        theirs = _without_resume(OmegaConf.to_container(before.overrides.task))
-        continuing = continue_command(sweep_dir, before)
-    except Exception:  # a damaged multirun.yaml: still a sweep dir, not to be written over
-        theirs, continuing = None, None
-    how = f"continue it with {continuing}" if continuing else "choose another hydra.sweep.dir"
-    if config.trainer.resume != AUTO_RESUME:
-        raise ConfigError("hydra.sweep.dir", sweep_dir, f"holds a sweep already: {how}")
-    if theirs != _without_resume(command_line_overrides(config.hydra)):
-        raise ConfigError(
-            "hydra.sweep.dir",
-            sweep_dir,
-            f"holds another sweep ({' '.join(theirs or ['unreadable'])}): {how}",
-        )
-
-
-def _without_resume(overrides: list[str]) -> list[str]:
-    return [o for o in overrides if not o.startswith("trainer.resume=")]
-
-
-def _in_config(config: DictConfig, key: str) -> bool:
-    """Whether `key` names a node of the config (a null value counts; a missing key doesn't)."""
-    return OmegaConf.select(config, key, default=_MISSING) is not _MISSING
 
 
 _running_sweep: list[Path] = []  # the sweep this process runs, once started: for end_broken_sweep

@@ -9,6 +9,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from kernellab.build import Member
 from kernellab.console import print_interval
 from kernellab.data import Task
+from kernellab.hparams import hparams_summaries, hyperparameters
 from kernellab.loop import JobLog
 from kernellab.resolved import config_yaml, resolved
 from kernellab.tracking import (
@@ -16,7 +17,6 @@ from kernellab.tracking import (
     TARGET_KERNEL_TAG,
     TARGET_TAG,
     TensorBoardTracker,
-    hyperparameters,
     snapshot_interval,
 )
 
@@ -64,7 +64,8 @@ def log_run_starts(members: list[Member], trackers: list[TensorBoardTracker]) ->
         plain = resolved(cfg).plain
         tracker.log_config(config_yaml(plain))
         used = hyperparameters(plain, member.geometry.kernel_size, member.geometry.target_kernel)
-        tracker.log_hparams(used, member.job.swept)
+        for summary in hparams_summaries(used, member.job.swept):
+            tracker.log_summary(summary)
         for picture in pictures:
             tracker.log_summary(picture)
 
