@@ -138,6 +138,30 @@ def test_a_run_composed_once_is_hydras_own_config(monkeypatch, overrides):
     assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(want)
 
 
+SWEEPS = [
+    [],
+    ["optim.lr=0.1,0.2", "hydra.sweep.dir=somewhere"],
+    ["seed=range(3)", "experiment=sobel_x,laplacian", "hydra/launcher=basic"],
+    ["hydra.mode=RUN", "seed=1,2"],
+]
+
+
+@pytest.mark.parametrize("overrides", SWEEPS)
+def test_a_sweep_composed_once_is_hydras_own_config(monkeypatch, overrides):
+    from hydra._internal.hydra import Hydra
+    from omegaconf import OmegaConf
+
+    from kernellab._hydra_private import composes_a_run_once
+
+    monkeypatch.setattr(Hydra, "get_mode", Hydra.get_mode)
+    want = _run_config(overrides, multirun=True)
+    composes_a_run_once()
+    calls = _count_compositions(monkeypatch)
+    got = _run_config(overrides, multirun=True)
+    assert calls == [1]
+    assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(want)
+
+
 def test_a_run_composed_once_refuses_what_hydras_run_refuses(monkeypatch):
     from hydra._internal.hydra import Hydra
     from hydra.errors import ConfigCompositionException
@@ -152,6 +176,8 @@ def test_a_run_composed_once_refuses_what_hydras_run_refuses(monkeypatch):
     with pytest.raises(ConfigCompositionException, match="You must specify 'optim'"):
         _run_config(["optim=???"])  # a mandatory group left out: Hydra's own composition
     assert calls == [2]
+    with pytest.raises(ConfigCompositionException, match="Sweeping over Hydra's configuration"):
+        _run_config(["hydra.verbose=true,false"], multirun=True)
 
 
 def _count_compositions(monkeypatch) -> list[int]:
@@ -168,7 +194,7 @@ def _count_compositions(monkeypatch) -> list[int]:
     return calls
 
 
-def _run_config(overrides: list[str]):
+def _run_config(overrides: list[str], multirun: bool = False):
     from pathlib import Path
 
     from hydra import initialize_config_dir
@@ -182,6 +208,7 @@ def _run_config(overrides: list[str]):
         hydra = GlobalHydra.instance().hydra
         overrides = list(overrides)
         mode = hydra.get_mode(config_name="config", overrides=overrides)
-        if mode is None:
-            overrides.append("hydra.mode=RUN")  # as Hydra's _run_app
-        return hydra.compose_config("config", overrides, run_mode=RunMode.RUN)
+        run_mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        if mode is None or (multirun and mode == RunMode.RUN):  # as Hydra's _run_app
+            overrides.append(f"hydra.mode={run_mode.name}")
+        return hydra.compose_config("config", overrides, run_mode=run_mode)

@@ -87,21 +87,21 @@ class _WithoutHydraGroups:
 
 
 def composes_a_run_once() -> None:
-    """`python train.py` composes its config once, not twice.
+    """`python train.py` composes its config once, not twice (a sweep's own config too).
 
     Why: Hydra's `_run_hydra` asks `Hydra.get_mode` for the run mode, and `get_mode` composes the
     whole config (multirun mode, sweep overrides not checked) only to read `hydra.mode`; then
-    `Hydra.run` composes it again (run mode, overrides checked, `hydra.mode=RUN` appended when
-    the config sets no mode): ~0.1-0.2 s of a 3 s run on 2 cores. Here `get_mode` keeps its
-    composition, and the run's composition right after it is that config made what Hydra's would
-    be: the overrides checked as Hydra checks them in run mode, `hydra.mode` set to RUN and
-    `hydra.mode=RUN` appended to `hydra.overrides.hydra` (the last override, as Hydra applies
-    it). The only other difference between the two modes is that a run refuses a config group
-    left mandatory (`???`), which multirun mode skips: such a config, a composition that
-    failed, a multirun or any other call gets Hydra's own composition. Idempotent.
+    `Hydra.run` (or `Hydra.multirun`) composes it again, its overrides checked, `hydra.mode=RUN`
+    (`=MULTIRUN`) appended when the config's mode isn't that already: ~0.1-0.2 s of a 3 s run on
+    2 cores. Here `get_mode` keeps its composition, and the next composition, when it is that
+    one, is that config made what Hydra's would be: the overrides checked as Hydra checks them in
+    that mode; an appended `hydra.mode` set and appended to `hydra.overrides.hydra` (the last
+    override, as Hydra applies it). Sweep overrides play no part in a composition (Hydra skips
+    them), and the only other difference between the modes is that a run refuses a config group
+    left mandatory (`???`), which multirun mode skips: such a run, a composition that failed or
+    any other call gets Hydra's own composition. Idempotent.
     """
     from hydra._internal.hydra import Hydra
-    from hydra.types import RunMode
 
     if getattr(Hydra.get_mode, "composes_a_run_once", False):
         return
@@ -112,19 +112,18 @@ def composes_a_run_once() -> None:
         hydras_load = loader.load_configuration
         composed: list[Any] = []
 
-        def load_configuration(*args: Any, **kwargs: Any) -> Any:
+        def kept(*args: Any, **kwargs: Any) -> Any:  # get_mode's composition, kept
             composed.append(hydras_load(*args, **kwargs))
             return composed[-1]
 
-        loader.load_configuration = load_configuration
+        loader.load_configuration = kept
         try:
             mode = hydras_get_mode(self, config_name, overrides)
         finally:
             del loader.load_configuration
-        if len(composed) == 1 and mode in (None, RunMode.RUN) and _all_groups_chosen(composed[0]):
-            run_overrides = [*overrides, "hydra.mode=RUN"] if mode is None else [*overrides]
-            loader.load_configuration = _the_run_of(
-                loader, hydras_load, config_name, run_overrides, composed[0]
+        if len(composed) == 1:
+            loader.load_configuration = _the_next_of(
+                loader, hydras_load, config_name, list(overrides), composed[0]
             )
         return mode
 
@@ -138,12 +137,10 @@ def _all_groups_chosen(cfg: Any) -> bool:
     return not any(OmegaConf.is_missing(choices, group) for group in choices)
 
 
-def _the_run_of(
-    loader: Any, hydras_load: Any, run_config: str | None, run_overrides: list[str], cfg: Any
-) -> Any:
-    """The loader's next `load_configuration` (only that one): `cfg` as the run's config when it
-    is asked for (`run_config` with `run_overrides` in run mode, as `Hydra.run` asks), else
-    Hydra's."""
+def _the_next_of(loader: Any, hydras_load: Any, name: str | None, base: list[str], cfg: Any) -> Any:
+    """The loader's next `load_configuration` (only that one): `cfg`, composed by `get_mode` from
+    `name` and `base`, made the config `Hydra.run` or `Hydra.multirun` asks for; anything else
+    Hydra's own composition."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
@@ -156,8 +153,17 @@ def _the_run_of(
         validate_sweep_overrides: bool = True,
     ) -> Any:
         del loader.load_configuration
-        asked = (config_name, list(overrides), run_mode, from_shell, validate_sweep_overrides)
-        if asked != (run_config, run_overrides, RunMode.RUN, True, True):
+        overrides = list(overrides)
+        appended = overrides[len(base) :]
+        mode_override = f"hydra.mode={run_mode.name}"
+        if not (
+            config_name == name
+            and overrides[: len(base)] == base
+            and appended in ([], [mode_override])
+            and from_shell
+            and validate_sweep_overrides
+            and (run_mode == RunMode.MULTIRUN or _all_groups_chosen(cfg))
+        ):
             return hydras_load(
                 config_name=config_name,
                 overrides=overrides,
@@ -165,13 +171,11 @@ def _the_run_of(
                 from_shell=from_shell,
                 validate_sweep_overrides=validate_sweep_overrides,
             )
-        parsed = OverridesParser.create().parse_overrides(overrides=run_overrides)
-        ConfigLoaderImpl.validate_sweep_overrides_legal(
-            parsed, run_mode=RunMode.RUN, from_shell=True
-        )
-        if cfg.hydra.mode is None:  # Hydra appended `hydra.mode=RUN`, the last override
-            cfg.hydra.mode = RunMode.RUN
-            cfg.hydra.overrides.hydra.append("hydra.mode=RUN")
+        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
+        ConfigLoaderImpl.validate_sweep_overrides_legal(parsed, run_mode=run_mode, from_shell=True)
+        if appended:  # `hydra.mode=...`, the last override: Hydra applies it last
+            cfg.hydra.mode = run_mode
+            cfg.hydra.overrides.hydra.append(mode_override)
         return cfg
 
     return load_configuration
