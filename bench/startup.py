@@ -181,7 +181,8 @@ def sweeps(scale: Scale) -> Section:
         "5. Sweep overhead",
         f"Whole processes. `python train.py -m seed=0,…,{n - 1}` (basic launcher, default experiment) "
         f"vs one `python train.py`; `python train.py -m optim.lr=0.001,…,{0.001 * n:g}` ({n} "
-        "values, no launcher named: the default, `batched`) vs the same run. Then a compute-heavy sweep ({scale.joblib_jobs} jobs, "
+        "values, no launcher named: the default, `batched`) vs the same run. Then a "
+        f"compute-heavy sweep ({scale.joblib_jobs} jobs, "
         f"{scale.joblib_size}² random image, 3×3 kernel, {scale.joblib_steps} steps each) with "
         "`hydra/launcher=joblib hydra.launcher.n_jobs=2` vs the basic launcher.",
         [
