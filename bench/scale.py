@@ -27,6 +27,7 @@ class Scale:
     profiled_jobs: int = 4  # the sweep run under cProfile for the breakdown
     batched_seeds: int = 1000  # `python train.py -m hydra/launcher=batched 'seed=range(N)'`
     stencil_sizes: tuple[int, ...] = (1024, 4096, 8192)  # the fused step's images
+    first_run: tuple[int, int] = (1024, 60)  # a fresh clone's first big run: image size, steps
     study_seeds: int = 10000  # `'seed=range(N)' optim=sgd,adam`, batched: 2N jobs
     channel_image: int = 2048  # RGB -> RGB 5x5 (issue 22's size)
     channel_steps: int = 5
@@ -54,6 +55,7 @@ QUICK = Scale(
     profiled_jobs=2,
     batched_seeds=50,
     stencil_sizes=(256, 1024),
+    first_run=(256, 10),
     study_seeds=100,
     channel_image=256,
     channel_steps=3,

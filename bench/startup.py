@@ -144,6 +144,7 @@ def in_sweep(file: str, func: str) -> bool:
 
 def sweeps(scale: Scale) -> Section:
     seeds = "seed=" + ",".join(map(str, range(scale.sweep_jobs)))
+    rates = "optim.lr=" + ",".join(f"{0.001 * (k + 1):g}" for k in range(scale.sweep_jobs))
     heavy = [
         "seed=" + ",".join(map(str, range(scale.joblib_jobs))),
         *large_overrides(scale.joblib_size, scale.joblib_steps),
@@ -155,6 +156,7 @@ def sweeps(scale: Scale) -> Section:
         light = interleaved(
             {
                 "sweep": timer(lambda: train_cmd("-m", basic, seeds, dirs("sweep"))),
+                "plain -m": timer(lambda: train_cmd("-m", rates, dirs("sweep"))),
                 "run": timer(lambda: train_cmd(dirs("run"))),
             },
             scale.heavy_reps,
@@ -172,18 +174,27 @@ def sweeps(scale: Scale) -> Section:
             Path(tmp) / "sweep.prof",
             in_sweep,
         )
-    sweep, run = light["sweep"], light["run"]
+    sweep, plain, run = light["sweep"], light["plain -m"], light["run"]
     basic, parallel = launchers["basic"], launchers["joblib"]
     n = scale.sweep_jobs
     return Section(
         "5. Sweep overhead",
         f"Whole processes. `python train.py -m seed=0,…,{n - 1}` (basic launcher, default experiment) "
-        f"vs one `python train.py`. Then a compute-heavy sweep ({scale.joblib_jobs} jobs, "
+        f"vs one `python train.py`; `python train.py -m optim.lr=0.001,…,{0.001 * n:g}` ({n} "
+        "values, no launcher named: the default, `batched`) vs the same run. Then a "
+        f"compute-heavy sweep ({scale.joblib_jobs} jobs, "
         f"{scale.joblib_size}² random image, 3×3 kernel, {scale.joblib_steps} steps each) with "
         "`hydra/launcher=joblib hydra.launcher.n_jobs=2` vs the basic launcher.",
         [
             Row(
-                f"{n}-job sweep ÷ one run",
+                f"plain `-m`, {n} values of optim.lr (default launcher: batched) ÷ one run",
+                spread(plain),
+                spread(run),
+                plain.median / run.median,
+                at_most(1.25),
+            ),
+            Row(
+                f"{n}-job sweep, basic launcher ÷ one run",
                 spread(sweep),
                 spread(run),
                 sweep.median / run.median,
@@ -197,7 +208,8 @@ def sweeps(scale: Scale) -> Section:
             ),
         ],
         [
-            f"Per extra job: {duration((sweep.median - run.median) / (n - 1))}.",
+            f"Per extra job: basic launcher {duration((sweep.median - run.median) / (n - 1))}, "
+            f"plain `-m` {duration((plain.median - run.median) / (n - 1))}.",
             f"Where a {scale.profiled_jobs}-job sweep spends its time (cProfile, cumulative over "
             f"its jobs; inflated by cProfile): {listing(hot)}.",
         ],

@@ -143,6 +143,42 @@ def test_a_closed_buffered_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
     assert "Traceback" not in err and "Broken pipe" not in err and "Exception ignored" not in err
 
 
+def test_a_finished_run_ends_without_teardown_but_with_its_exit_handlers(tmp_path: Path) -> None:
+    """kernellab.command_line._end_without_teardown: Python's teardown skipped (an object's
+    `__del__` never runs), the atexit handlers run, the log whole, exit 0."""
+    script = f"""
+import atexit, runpy, sys
+atexit.register(lambda: open("atexit", "w").write("ran"))
+class Kept:
+    def __del__(self):
+        sys.stderr.write("torn down")
+kept = Kept()
+sys.argv = [{str(TRAIN_PY)!r}, "hydra.run.dir=run", "trainer.steps=3"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "torn down" not in proc.stderr
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert "kernel_error: " in (tmp_path / "run" / "train.log").read_text().splitlines()[-1]
+    assert proc.stdout.splitlines()[-1].startswith("kernel_error: ")
+
+
+def test_a_profiled_run_ends_as_python_does(tmp_path: Path) -> None:
+    """Under a profiler the normal exit: cProfile writes its file after the script returns."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", "prof", str(TRAIN_PY), "trainer.steps=3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "prof").stat().st_size > 0
+
+
 def test_a_full_output_device_is_one_line(tmp_path: Path) -> None:
     with open("/dev/full", "w") as full:
         proc = subprocess.run(

@@ -109,3 +109,106 @@ def test_the_help_patch_gives_hydras_own_text(monkeypatch, template):
         want = Hydra.get_help(hydra, *args)
         help_fills_only_its_placeholders()
         assert Hydra.get_help(hydra, *args) == want
+
+
+RUNS = [
+    [],
+    ["optim.lr=0.5", "seed=3"],
+    ["experiment=sobel_x", "hydra.verbose=true"],
+    ["optim=adam", "+hydra.job.env_set.X=1", "hydra.run.dir=somewhere"],
+    ["hydra.mode=RUN", "trainer.steps=5"],
+]
+
+
+@pytest.mark.parametrize("overrides", RUNS)
+def test_a_run_composed_once_is_hydras_own_config(monkeypatch, overrides):
+    """What `_run_hydra` does for `python train.py OVERRIDES`: get_mode, then the run's
+    composition (`hydra.mode=RUN` appended when no mode is set), with and without the patch."""
+    from hydra._internal.hydra import Hydra
+    from omegaconf import OmegaConf
+
+    from kernellab._hydra_private import composes_a_run_once
+
+    monkeypatch.setattr(Hydra, "get_mode", Hydra.get_mode)  # the original, restored after
+    want = _run_config(overrides)
+    composes_a_run_once()
+    calls = _count_compositions(monkeypatch)
+    got = _run_config(overrides)
+    assert calls == [1]  # get_mode's only
+    assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(want)
+
+
+SWEEPS = [
+    [],
+    ["optim.lr=0.1,0.2", "hydra.sweep.dir=somewhere"],
+    ["seed=range(3)", "experiment=sobel_x,laplacian", "hydra/launcher=basic"],
+    ["hydra.mode=RUN", "seed=1,2"],
+]
+
+
+@pytest.mark.parametrize("overrides", SWEEPS)
+def test_a_sweep_composed_once_is_hydras_own_config(monkeypatch, overrides):
+    from hydra._internal.hydra import Hydra
+    from omegaconf import OmegaConf
+
+    from kernellab._hydra_private import composes_a_run_once
+
+    monkeypatch.setattr(Hydra, "get_mode", Hydra.get_mode)
+    want = _run_config(overrides, multirun=True)
+    composes_a_run_once()
+    calls = _count_compositions(monkeypatch)
+    got = _run_config(overrides, multirun=True)
+    assert calls == [1]
+    assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(want)
+
+
+def test_a_run_composed_once_refuses_what_hydras_run_refuses(monkeypatch):
+    from hydra._internal.hydra import Hydra
+    from hydra.errors import ConfigCompositionException
+
+    from kernellab._hydra_private import composes_a_run_once
+
+    monkeypatch.setattr(Hydra, "get_mode", Hydra.get_mode)
+    composes_a_run_once()
+    with pytest.raises(ConfigCompositionException, match="multirun"):
+        _run_config(["optim.lr=0.1,0.2"])  # a sweep without -m
+    calls = _count_compositions(monkeypatch)
+    with pytest.raises(ConfigCompositionException, match="You must specify 'optim'"):
+        _run_config(["optim=???"])  # a mandatory group left out: Hydra's own composition
+    assert calls == [2]
+    with pytest.raises(ConfigCompositionException, match="Sweeping over Hydra's configuration"):
+        _run_config(["hydra.verbose=true,false"], multirun=True)
+
+
+def _count_compositions(monkeypatch) -> list[int]:
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    calls = [0]
+    compose = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        calls[0] += 1
+        return compose(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    return calls
+
+
+def _run_config(overrides: list[str], multirun: bool = False):
+    from pathlib import Path
+
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    import kernellab.config  # noqa: F401  (the schema)
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        overrides = list(overrides)
+        mode = hydra.get_mode(config_name="config", overrides=overrides)
+        run_mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        if mode is None or (multirun and mode == RunMode.RUN):  # as Hydra's _run_app
+            overrides.append(f"hydra.mode={run_mode.name}")
+        return hydra.compose_config("config", overrides, run_mode=run_mode)

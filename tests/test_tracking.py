@@ -12,7 +12,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from torch.utils.tensorboard.summary import histogram
 
 from kernellab.config import compose
-from kernellab.pictures import MAX_WIDTH_PX, comparison, grayscale, grid, heatmap
+from kernellab.pictures import MAX_WIDTH_PX, _colours, comparison, grayscale, grid, heatmap
 from kernellab.rundir import read_metrics
 from kernellab.tracking import (
     HISTOGRAM_BINS,
@@ -361,3 +361,21 @@ def test_a_kernel_with_channels_is_a_grid_of_out_by_in_maps_on_one_scale(tmp_pat
     layout = layout_pb2.Layout.FromString(layout_event.tensor_proto.string_val[0])
     assert [c.title for c in layout.category[1].chart][-1] == "w[1,2,1,1]"
     assert "kernel/w_1_2_1_1" in events.Tags()["scalars"]
+
+
+def test_a_layouts_palette_is_numpys_unique_colours():
+    """`_colours` (each pixel as one uint32) numbers a layout's pixels as numpy's row-wise
+    `unique` does, ~60× faster: the same palette PNG bytes."""
+    shown = [
+        grayscale(torch.rand(6, 8)),
+        heatmap(torch.randn(1, 2), 0.7),
+        comparison(torch.randn(6, 7), torch.randn(6, 7), 2.5),
+    ]
+    for canvas in [p.layout.canvas for p in shown] + [
+        np.arange(600, dtype=np.uint8).reshape(10, 20, 3)
+    ]:
+        palette, indices = np.unique(canvas.reshape(-1, 3), axis=0, return_inverse=True)
+        got_palette, got_indices = _colours(canvas)
+        assert got_palette.dtype == np.uint8
+        np.testing.assert_array_equal(got_palette, palette)
+        np.testing.assert_array_equal(got_indices.ravel(), indices.ravel())
