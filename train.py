@@ -5,6 +5,7 @@ from omegaconf import DictConfig
 
 import kernellab.config  # noqa: F401  (registers the config schema with Hydra)
 from hydra_plugins.kernellab_batched_launcher import batch_runner
+from kernellab.packing import WORKER_SHARING
 
 
 def train_batch(jobs) -> None:
@@ -15,7 +16,7 @@ def train_batch(jobs) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-@batch_runner(train_batch)
+@batch_runner(train_batch, WORKER_SHARING)
 def main(cfg: DictConfig) -> float:
     from kernellab.hydra_job import run  # the training stack: not loaded for --help or --cfg
 

@@ -1058,3 +1058,90 @@ def test_a_job_whose_worker_dies_fails(tmp_path: Path) -> None:
     argv = ["hydra/launcher=batched", "hydra.launcher.workers=2", "seed=1,2,3,4"]
     with pytest.raises(RuntimeError, match="the batch runner did not finish job 1"):
         sweep_returns(tmp_path / "w", task, *argv)
+
+
+# --- workers share a batch out before it is composed --------------------------------------
+
+
+def test_contiguous_shares() -> None:
+    from hydra_plugins.kernellab_batched_launcher._workers import contiguous
+
+    assert contiguous(5, 2) == [[0, 1], [2, 3, 4]]
+    assert contiguous(1000, 2) == [list(range(500)), list(range(500, 1000))]
+    assert contiguous(2, 5) == [[0], [1]]  # no empty share
+
+
+def test_planning_configs_apply_only_the_overrides_that_weigh(config_loader) -> None:
+    """A thousand seeds are one config to weigh; an override of a weighed key, or a group
+    choice, makes another; an override the planner can't read is composed in full."""
+    loader, master = config_loader(ROOT / "conf", "config", [])
+    composer = SweepComposer(loader, master)
+    keys = ["trainer.steps", "model.kernel_size"]
+    seeds = [composer.planning_config([f"seed={s}", "optim.lr=0.1"], keys) for s in range(5)]
+    assert all(cfg is seeds[0] for cfg in seeds)
+    assert composer.stats == {"fast": 0, "full": 0, "bases": 1}  # no job composed
+    steps = composer.planning_config(["seed=1", "trainer.steps=7"], keys)
+    assert steps.trainer.steps == 7 and seeds[0].trainer.steps != 7
+    kernel = composer.planning_config(["model.kernel_size=[1,3]"], keys)
+    assert list(kernel.model.kernel_size) == [1, 3]
+    adam = composer.planning_config(["optim=adam", "seed=2"], keys)
+    assert adam.optim._target_ == "torch.optim.Adam" and composer.stats["bases"] == 2
+    assert composer.planning_config(["seed=5", "optim=adam"], keys) is adam
+    with pytest.raises(Exception, match="snapshot_every"):  # not `key=value`: composed in full
+        composer.planning_config(["~logger.snapshot_every"], keys)
+
+
+def seed_task(cfg: DictConfig) -> Any:
+    logging.getLogger("kernellab.test").info("seed %s", cfg.seed)
+    return cfg.seed * 10
+
+
+@pytest.mark.slow
+def test_two_workers_make_the_jobs_one_makes(tmp_path: Path) -> None:
+    """Returns (values, overrides, dirs, configs) and every job file, with and without workers."""
+    sweep = [
+        "hydra/launcher=batched",
+        "seed=1,2,3",
+        "optim=sgd,adam",
+        "++trainer.print_every=${seed}",
+        "+hydra.job.env_set.KL_BATCHED_TEST=yes",
+    ]
+    got = {
+        n: sweep_returns(tmp_path / str(n), seed_task, *sweep, f"hydra.launcher.workers={n}")
+        for n in (1, 2)
+    }
+
+    def same(value: Any) -> Any:
+        text = str(value).replace(str(tmp_path / "2"), str(tmp_path / "1"))
+        return re.sub(r"workers(=|: )[12]", r"workers\1N", text)
+
+    assert len(got[1]) == len(got[2]) == 6
+    for one, two in zip(got[1], got[2], strict=True):
+        assert two.overrides == one.overrides
+        assert two.status == one.status == JobStatus.COMPLETED
+        assert two.return_value == one.return_value
+        assert two.task_name == one.task_name == "train"
+        assert same(two.working_dir) == one.working_dir
+        assert_same_config(one.cfg, two.cfg)
+        assert same(OmegaConf.to_yaml(two.hydra_cfg)) == same(OmegaConf.to_yaml(one.hydra_cfg))
+        dirs = [Path(r.hydra_cfg.hydra.runtime.output_dir) for r in (one, two)]
+        files_one, files_two = job_files(dirs[0]), job_files(dirs[1])
+        assert set(files_two) == {".hydra/config.yaml", ".hydra/hydra.yaml"} | {
+            ".hydra/overrides.yaml",
+            "train.log",
+        }
+        assert {k: same(v) for k, v in files_two.items()} == {
+            k: same(v) for k, v in files_one.items()
+        }
+
+
+@pytest.mark.slow
+def test_a_bad_job_is_refused_before_any_worker_starts_a_job(tmp_path: Path) -> None:
+    from kernellab.runtime import child_processes
+
+    argv = ["hydra/launcher=batched", "hydra.launcher.workers=2", "trainer.steps=1,2,3,abc"]
+    with pytest.raises(Exception, match=r"trainer\.steps=abc"):
+        sweep_returns(tmp_path / "s", pid_task, *argv)
+    assert not list((tmp_path / "s").rglob(".hydra"))  # no job started
+    assert not (tmp_path / "s" / "launch.log").exists()
+    assert child_processes() == []

@@ -8,10 +8,12 @@ the device's memory) trains as one program with `train_group`, and every job sti
 dir, `.hydra/`, log file, metrics, checkpoint, event file and return value. A job that can't be
 batched runs alone, in this process, through the ordinary task function.
 
-With `hydra.launcher.workers` > 1 the batch is split (by each job's steps x pixels) over that many
-forked worker processes (the plugin's `run_in_workers`), each checking, grouping and training its
-part as above on its share of the cores; after a signal each worker records its part and returns,
-and this process ends the sweep.
+With `hydra.launcher.workers` > 1 the launcher shares the batch out before composing it
+(kernellab.packing.WORKER_SHARING: steps x pixels, likely groups together) between that many forked
+worker processes, and calls `run_batch` in each with its share (`PreparedJob.worker`): it checks,
+groups and trains it as above on its share of the cores; after a signal it records its share's
+jobs and returns. In the launcher's process `after_workers` then fails any job a dead worker left
+and, after a signal, ends the sweep.
 
 In a SLURM task of `hydra/launcher=slurm_batched` (kernellab_slurm/batched.py) the batch is the
 task's share of the sweep: after a signal the task records its share and exits with the signal's
@@ -26,17 +28,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from hydra_plugins.kernellab_batched_launcher import (
-    LAUNCH_LOG,
-    PreparedJob,
-    gpu_assignment,
-    run_in_workers,
-    split,
-    visible_gpus,
-)
-from kernellab import batching, console, lifecycle, packing, runtime
+from hydra_plugins.kernellab_batched_launcher import LAUNCH_LOG, PreparedJob
+from kernellab import batching, console, lifecycle, runtime
 from kernellab.checks import Checked
 from kernellab.errors import UserError
 from kernellab.signals import SWEEP, exit_status
@@ -48,20 +41,43 @@ FILE_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as conf/
 
 
 def run_batch(jobs: Sequence[PreparedJob]) -> None:
-    """Train the batch; after SIGINT/SIGTERM, record what never started and exit 130/143."""
-    workers = jobs[0].workers if jobs else 1
-    if workers > 1 and torch.cuda.is_initialized():  # a forked CUDA context is unusable
-        log.warning("CUDA is in use in this process (an earlier batch): this batch runs in it")
-        workers = 1
+    """Train the batch; after SIGINT/SIGTERM, record what never started and exit 130/143 (in a
+    worker process: record its share and return; `after_workers` ends the sweep)."""
+    worker = jobs[0].worker if jobs else None
+    if worker is not None:
+        _run_share(jobs, *worker)
+        return
     in_task = lifecycle.in_submitit_job()  # a SLURM task of hydra/launcher=slurm_batched
     if in_task and not SWEEP.installed:
         SWEEP.install()  # a scancel between groups stops the task before its next group
-    signal_name = _run(jobs) if workers <= 1 else _run_in_workers(jobs, workers)
+    signal_name = _run(jobs)
     if signal_name and in_task:  # the sweep is the submitting process's: it summarises
         _record_not_started(jobs)
         sys.exit(exit_status(signal_name))  # SIGUSR2: kernellab.slurm requeues the task
     if signal_name:
         _stop(jobs, signal_name)
+
+
+def _run_share(jobs: Sequence[PreparedJob], k: int, workers: int) -> None:
+    """Worker k of `workers`: its share of the batch, on its share of the cores."""
+    console.LIVE = False  # one live progress line per terminal: workers log theirs
+    SWEEP.runs_sweep = False  # the launcher's process ends the sweep (after_workers), not a job
+    cores = max(1, runtime.cores_for_this_job(jobs[0].config.hydra.launcher) // workers)
+    if _run(jobs, cores, f" (worker {k + 1} of {workers})"):
+        _record_not_started(jobs)
+
+
+def after_workers(lost: Sequence[PreparedJob], sweep_dir: Path) -> None:
+    """In the launcher's process once its workers have ended: a job a worker left (it died:
+    killed, out of memory) fails, or after a signal is `not started`; after a signal the sweep
+    ends here (summary, exit 130/143)."""
+    for job in lost:
+        if SWEEP.requested:
+            _record_not_started([job])
+        else:
+            _fail(job, RuntimeError(job.lost or "its worker process ended before this job"))
+    if SWEEP.requested:
+        lifecycle.end_sweep(sweep_dir, SWEEP.signal_name or "SIGINT")
 
 
 def _run(jobs: Sequence[PreparedJob], cores: int | None = None, worker: str = "") -> str | None:
@@ -113,37 +129,6 @@ def _run(jobs: Sequence[PreparedJob], cores: int | None = None, worker: str = ""
             signal_name = _train(members, number, len(groups), checked, cores, worker)
             if signal_name:
                 return signal_name
-    return SWEEP.signal_name if SWEEP.requested else None
-
-
-def _run_in_workers(jobs: Sequence[PreparedJob], workers: int) -> str | None:
-    """Split the batch over `workers` forked processes; the signal that stopped it, if any."""
-    cores = max(1, runtime.cores_for_this_job(jobs[0].config.hydra.launcher) // workers)
-    parts = [
-        [jobs[i] for i in part]
-        for part in split([packing.job_weight(j.task_cfg) for j in jobs], workers)
-    ]
-    gpus = gpu_assignment(len(parts), visible_gpus())
-    log.info(
-        "%d jobs over %d worker processes (%s jobs), %d core(s) each",
-        len(jobs),
-        len(parts),
-        "/".join(str(len(part)) for part in parts),
-        cores,
-    )
-
-    def work(part: Sequence[PreparedJob], k: int, count: int) -> None:
-        console.LIVE = False  # one live progress line per terminal: workers log theirs
-        if _run(part, cores, f" (worker {k + 1} of {count})"):
-            _record_not_started(part)
-
-    statuses = run_in_workers(parts, work, gpus)
-    for k, (part, status) in enumerate(zip(parts, statuses, strict=True)):
-        lost = [job for job in part if not job.finished]
-        if lost and not SWEEP.requested:  # the worker died (killed, out of memory)
-            error = RuntimeError(f"worker {k + 1} ended (exit status {status}) before this job")
-            for job in lost:
-                _fail(job, error)
     return SWEEP.signal_name if SWEEP.requested else None
 
 

@@ -17,6 +17,7 @@ from kernellab.batch_runner import run_batch
 from kernellab.config import CONF_DIR
 from kernellab.errors import EXIT_JOBS_FAILED
 from kernellab.hydra_job import run
+from kernellab.packing import WORKER_SHARING
 from kernellab.paths import path_override
 from kernellab.report import Study, load
 
@@ -42,7 +43,7 @@ def study(*overrides: str, sweep_dir: Path | str | None = None) -> Study:
         "hydra.job.name=train",  # what the CLI's jobs are called: train.log, `python train.py`
     ]
     main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(
-        batch_runner(run_batch)(run)
+        batch_runner(run_batch, WORKER_SHARING)(run)
     )
     saved, sys.argv = sys.argv, argv
     try:

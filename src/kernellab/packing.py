@@ -1,5 +1,6 @@
 """Sharing a sweep's jobs out between processes before they are checked: the batched launcher's
-workers and `hydra/launcher=slurm_batched`'s array tasks.
+workers (`WORKER_SHARING`, before the jobs are even composed) and `hydra/launcher=slurm_batched`'s
+array tasks.
 
 Config only (no torch, no checks): the submitting process of a SLURM sweep plans 100,000 jobs
 without importing the training stack. The cost model is a job's steps x image pixels; `pack_key`
@@ -11,6 +12,7 @@ its own share with the real key.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 from typing import Any
 
 # the config keys that fix a group's program (batching.group_key), as the config gives them
@@ -69,3 +71,45 @@ def pack(weights: Sequence[float], keys: Sequence[Hashable], parts: int) -> list
         shares[min(parts - 1, int(middle / total * parts))].append(index)
         done += weights[index]
     return [sorted(share) for share in shares if share]
+
+
+# what job_weight and pack_key read: the batched launcher applies a job's overrides of these only
+# when it plans its workers' shares (a thousand seeds weigh as one config)
+WEIGHT_KEYS = (*PACK_KEYS, "trainer.steps")
+
+
+def plan(configs: Sequence[Any], parts: int) -> list[list[int]]:
+    """`pack` of these configs (each weighed once however many jobs share it)."""
+    weighed: dict[int, tuple[float, Hashable]] = {}
+    for cfg in configs:
+        if id(cfg) not in weighed:
+            weighed[id(cfg)] = (job_weight(cfg), pack_key(cfg))
+    return pack(
+        [weighed[id(cfg)][0] for cfg in configs], [weighed[id(cfg)][1] for cfg in configs], parts
+    )
+
+
+class _WorkerSharing:
+    """`hydra/launcher=batched`'s Sharing (hydra_plugins.kernellab_batched_launcher.Sharing): a
+    batch given several workers is packed by steps x pixels, likely groups together, before its
+    jobs are composed; each worker's share is trained by kernellab.batch_runner.run_batch."""
+
+    keys = WEIGHT_KEYS
+
+    @staticmethod
+    def plan(configs: Sequence[Any], parts: int) -> list[list[int]]:
+        # The training stack, imported here, before the workers are forked: they share it rather
+        # than each importing torch (the same wall time on free cores, half the CPU, and a
+        # search's later batches fork with it loaded)
+        import kernellab.batch_runner  # noqa: F401
+
+        return plan(configs, parts)
+
+    @staticmethod
+    def after(lost: Sequence[Any], sweep_dir: Path) -> None:
+        from kernellab.batch_runner import after_workers  # the training stack
+
+        after_workers(lost, sweep_dir)
+
+
+WORKER_SHARING = _WorkerSharing()

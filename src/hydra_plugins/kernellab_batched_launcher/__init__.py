@@ -1,9 +1,13 @@
 """kernellab's batched Hydra launcher: `hydra/launcher=batched`.
 
-Jobs run in this process. A launch prepares the whole batch first (`PreparedJob`: composed
-config, number, output dir), then hands it to the task function's batch runner, if it has one
+Jobs run in this process, or shared out between forked worker processes
+(`hydra.launcher.workers`). A launch prepares its batch first (`PreparedJob`: composed config,
+number, output dir), then hands it to the task function's batch runner, if it has one
 (`batch_runner` decorator, attribute `hydra_batch_runner`), or runs the jobs one by one with
-the same per-job plumbing, which reproduces Hydra's `run_job`.
+the same per-job plumbing, which reproduces Hydra's `run_job`. With workers, each worker prepares
+and runs its share (`_shares`). Modules: `_core` (the launch), `_jobs` (a prepared job),
+`_compose` (composition), `_shares` and `_workers` (worker processes), `_logging`, `_validation`,
+`_private` (every private Hydra/OmegaConf use).
 
 Hydra imports every module here when it scans for plugins, in every app; the machinery is
 imported on first use, so that scan stays cheap.
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
         BatchRunner,
         LaunchStats,
         PreparedJob,
+        Sharing,
         batch_runner,
     )
     from ._workers import gpu_assignment, result_of, run_in_workers, split, visible_gpus
@@ -32,6 +37,7 @@ __all__ = [
     "BatchedLauncherCore",
     "LaunchStats",
     "PreparedJob",
+    "Sharing",
     "batch_runner",
     "gpu_assignment",
     "result_of",

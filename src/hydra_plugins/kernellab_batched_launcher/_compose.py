@@ -19,9 +19,11 @@ unparsable line, a Hydra without the private helpers used here) goes through
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import pickle
+import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any
@@ -36,6 +38,10 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ReadonlyConfi
 from ._private import ConfigLoaderImpl, apply_overrides, get_overrides_dirname, node, node_value
 
 log = logging.getLogger(__name__)
+
+# `key=value` or `+key=value`/`++key=value`, key a (dotted) name or group path: enough to tell a
+# group choice from a value and which key a value sets, without Hydra's parser (planning only)
+_SIMPLE_OVERRIDE = re.compile(r"(\+{0,2})([A-Za-z_][\w/-]*(?:\.[\w-]+)*)=(.*)", re.DOTALL)
 
 
 class SweepComposer:
@@ -52,6 +58,8 @@ class SweepComposer:
         self._bases: dict[tuple[str, ...], _Base] = {}
         self.stats = {"fast": 0, "full": 0, "bases": 0}
         self._repo: Any = None
+        self._groups: dict[str, bool] = {}  # key -> whether it names a config group
+        self._planned: dict[tuple[tuple[str, ...], tuple[str, ...]], DictConfig] = {}
         if fast and ConfigLoaderImpl is not None and isinstance(config_loader, ConfigLoaderImpl):
             self._repo = self._group_repository()
 
@@ -83,11 +91,7 @@ class SweepComposer:
             self.stats["full"] += 1
             return ComposedJob(self._loader.load_sweep_config(self._master, overrides))
         parsed, groups, values = split
-        base = self._bases.get(groups)
-        if base is None:
-            base = _Base(self._loader.load_sweep_config(self._master, list(groups)))
-            self._bases[groups] = base
-            self.stats["bases"] += 1
+        base = self._base(groups)
         cfg = base.copy()
         apply_overrides(values, cfg)
         composed = ComposedJob(cfg, base, values)
@@ -107,6 +111,56 @@ class SweepComposer:
         OmegaConf.copy_cache(from_config=self._master, to_config=cfg)
         self.stats["fast"] += 1
         return composed
+
+    def _base(self, groups: tuple[str, ...]) -> _Base:
+        base = self._bases.get(groups)
+        if base is None:
+            base = _Base(self._loader.load_sweep_config(self._master, list(groups)))
+            self._bases[groups] = base
+            self.stats["bases"] += 1
+        return base
+
+    def planning_config(self, overrides: Sequence[str], keys: Sequence[str]) -> DictConfig:
+        """The job's task config as far as `keys` (dotted) go, for sharing a batch out before it
+        is composed: its base with only those value overrides applied that set one of `keys`, a
+        node above one or below one. Jobs that agree on those get the same object (read it, don't
+        change it): a thousand seeds of one grid point cost one copy. Overrides this can't read
+        without Hydra's parser (`~key`, `key@package`, quoting aside) compose the job in full. A
+        wrong guess costs speed, never correctness: each job is composed again where it runs."""
+        split = self._plan_split(overrides, keys) if self._repo is not None else None
+        if split is None:
+            return self.compose_job(overrides).task_config()
+        planned = self._planned.get(split)
+        if planned is None:
+            groups, values = split
+            planned = self._base(groups).task_copy()
+            if values:
+                with contextlib.suppress(Exception):  # the job's own composition will say
+                    apply_overrides(self._parser.parse_overrides(list(values)), planned)
+            self._planned[split] = planned
+        return planned
+
+    def _plan_split(
+        self, overrides: Sequence[str], keys: Sequence[str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(group overrides, value overrides that touch `keys`), read without the parser."""
+        groups: list[str] = []
+        values: list[str] = []
+        for line in overrides:
+            match = _SIMPLE_OVERRIDE.fullmatch(line)
+            if match is None:
+                return None
+            key, value = match[2], match[3]
+            if key.startswith("hydra.") or key == "hydra":
+                continue  # the hydra node: not the task config's
+            is_group = self._groups.get(key)
+            if is_group is None:
+                is_group = self._groups[key] = bool(self._repo.group_exists(key))
+            if is_group and not value.lstrip().startswith("{"):  # as _split: a dict is a value
+                groups.append(line)
+            elif any(key == k or k.startswith(key + ".") or key.startswith(k + ".") for k in keys):
+                values.append(line)
+        return tuple(groups), tuple(values)
 
     def _split(
         self, overrides: list[str]

@@ -21,6 +21,7 @@ Linux/macOS only (`os.fork`); elsewhere every batch runs in one process.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -90,6 +91,20 @@ def resolve_workers(setting: Any, jobs: int, cores: int | None = None) -> int:
     return max(1, min(wanted, jobs))
 
 
+def cuda_in_use() -> bool:
+    """Whether this process has initialised CUDA (an earlier batch trained here): a forked CUDA
+    context is unusable, so such a process runs its batches itself. torch isn't imported for it."""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
+
+
+def contiguous(jobs: int, parts: int) -> list[list[int]]:
+    """Job indices 0..jobs-1 cut into at most `parts` runs of consecutive jobs, as equal as can be
+    (no empty one): the shares of a batch whose jobs weigh alike."""
+    bounds = [round(k * jobs / parts) for k in range(parts + 1)]
+    return [list(range(a, b)) for a, b in itertools.pairwise(bounds) if b > a]
+
+
 def split(weights: Sequence[float], workers: int) -> list[list[int]]:
     """Job indices per worker, each part in job order: heaviest job first onto the least loaded
     worker (ties: the lower worker), so equal weights go round-robin. No empty part."""
@@ -132,29 +147,87 @@ def run_in_workers(
     run: WorkerFn,
     gpus: Sequence[str | None] | None = None,
 ) -> list[int]:
-    """Run `run(part, k, len(parts))` in a forked process per part; returns each worker's exit
-    status (0: `run` returned). Every job a worker finished has its JobReturn here when this
-    returns; a job whose worker died first is left unfinished, for the caller to record."""
+    """Run `run(part, k, len(parts))` in a forked process per part of jobs prepared here (a
+    runner without `Sharing` splitting its batch itself); returns each worker's exit status (0:
+    `run` returned). Every job a worker finished has its JobReturn here when this returns; a job
+    whose worker died first is left unfinished, for the caller to record."""
     by_idx = {job.idx: job for part in parts for job in part}
+
+    def work(k: int, channel: Channel) -> None:
+        for job in parts[k]:
+            job._require_launch().on_finished = lambda job: channel.send(
+                ("result", result_of(job.idx, job.result))
+            )
+        run(parts[k], k, len(parts))
+
+    def receive(k: int, message: Any) -> None:
+        idx, status, value, working_dir, task_name = message[1]
+        by_idx[idx]._adopt(JobStatus[status], value, working_dir, task_name)
+
+    statuses, _ = fork_workers(len(parts), work, receive, gpus)
+    return statuses
+
+
+class Channel:
+    """A worker's end of its pipe to the launcher's process."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def send(self, message: Any) -> None:
+        self.conn.send(message)
+
+    def ready(self) -> None:
+        """Tell the launcher's process this worker has prepared its share, and wait until every
+        worker has (`fork_workers(barrier=True)`); the launcher gave up: exit quietly."""
+        self.conn.send(("ready",))
+        try:
+            go = self.conn.recv()
+        except (EOFError, OSError):
+            go = None
+        if go != "go":
+            raise SystemExit(0)
+
+    def abort(self, payload: Any) -> None:
+        """This worker can't go on before the barrier (a job it can't compose): the launcher's
+        process stops every worker and deals with `payload`."""
+        self.conn.send(("abort", payload))
+
+
+def fork_workers(
+    count: int,
+    work: Callable[[int, Channel], None],
+    receive: Callable[[int, Any], None],
+    gpus: Sequence[str | None] | None = None,
+    barrier: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> tuple[list[int], Any]:
+    """Run `work(k, channel)` in `count` forked processes; each message a worker sends is handed
+    to `receive(k, message)` here as it comes. With `barrier`, every worker calls
+    `channel.ready()` before it changes anything, and none goes on until all have (a worker that
+    died before counts as ready); `on_ready` runs here just before they go on. A worker's
+    `channel.abort(payload)` before the barrier SIGKILLs every worker (nothing written yet).
+    Returns each worker's exit status, and the payload of an abort (or None)."""
     handled = (signal.SIGINT, signal.SIGTERM)
     for stream in (sys.stdout, sys.stderr):  # or the workers would print it again
         with contextlib.suppress(Exception):
             stream.flush()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, handled)  # no signal lost while forking
     pids: dict[int, int] = {}  # pid -> worker number
-    conns: dict[Connection, int] = {}
+    conns: dict[Connection, int] = {}  # -> worker number
     previous: dict[int, Any] = {}
+    aborted: Any = None
     try:
-        for k, part in enumerate(parts):
-            receive, send = Pipe(duplex=False)
+        for k in range(count):
+            here, there = Pipe(duplex=True)
             pid = os.fork()
             if pid == 0:  # the worker
                 for conn in conns:
                     conn.close()
-                receive.close()
-                _worker(part, k, len(parts), run, send, gpus[k] if gpus else None, blocked)
-            send.close()
-            pids[pid], conns[receive] = k, pid
+                here.close()
+                _worker(k, work, there, gpus[k] if gpus else None, blocked)
+            there.close()
+            pids[pid], conns[here] = k, k
 
         def forward(number: int, frame: Any) -> None:
             for pid in list(pids):
@@ -169,15 +242,37 @@ def run_in_workers(
         previous = {number: signal.signal(number, forward) for number in handled}
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         pending = dict(conns)
-        while pending:
+        ready: set[int] = set() if barrier else set(range(count))
+
+        def arrived(k: int) -> None:
+            ready.add(k)
+            if len(ready) == count:
+                if on_ready is not None:
+                    on_ready()
+                for conn in pending:
+                    with contextlib.suppress(OSError):
+                        conn.send("go")
+
+        while pending and aborted is None:
             for conn in wait(list(pending)):
+                k = pending[conn]  # type: ignore[index]
                 try:
-                    idx, status, value, working_dir, task_name = conn.recv()  # type: ignore[misc]
+                    message = conn.recv()  # type: ignore[union-attr]
                 except (EOFError, OSError):
                     del pending[conn]  # type: ignore[arg-type]
-                    conn.close()  # type: ignore[union-attr]
+                    if k not in ready:
+                        arrived(k)
                     continue
-                by_idx[idx]._adopt(JobStatus[status], value, working_dir, task_name)
+                if message[0] == "ready":
+                    arrived(k)
+                elif message[0] == "abort":
+                    aborted = message[1]
+                    for pid in pids:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                    break
+                else:
+                    receive(k, message)
     except BaseException:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -190,7 +285,7 @@ def run_in_workers(
             signal.signal(number, handler)
         for conn in conns:
             conn.close()
-    return [statuses[pid] for pid in pids]
+    return [statuses[pid] for pid in pids], aborted
 
 
 def _reap(pids: dict[int, int]) -> dict[int, int]:
@@ -217,11 +312,9 @@ def _reap(pids: dict[int, int]) -> dict[int, int]:
 
 
 def _worker(
-    part: Sequence[PreparedJob],
     k: int,
-    workers: int,
-    run: WorkerFn,
-    send: Connection,
+    work: Callable[[int, Channel], None],
+    conn: Connection,
     gpu: str | None,
     mask: Any,
 ) -> None:
@@ -232,10 +325,7 @@ def _worker(
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-        for job in part:
-            launch = job._require_launch()
-            launch.on_finished = lambda job: send.send(result_of(job.idx, job.result))
-        run(part, k, workers)
+        work(k, Channel(conn))
         status = 0
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else 1
@@ -246,7 +336,7 @@ def _worker(
             flush_loggers()
             sys.stdout.flush()
             sys.stderr.flush()
-            send.close()
+            conn.close()
         os._exit(status)
 
 

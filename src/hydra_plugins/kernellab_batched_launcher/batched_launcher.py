@@ -2,7 +2,8 @@
 
 See the package docstring. The machinery is in `_core`: Hydra's plugin scan skips `_` modules
 (it re-executes the others, which would give their classes a second identity), and it is
-imported when the launcher is made, not when Hydra scans for plugins.
+imported when the launcher is made, not when Hydra scans for plugins. The options are
+`hydra.launcher`'s keys, defined (defaults and help) in `_options.py`'s `BatchedLauncherConf` only.
 """
 
 from __future__ import annotations
@@ -21,23 +22,10 @@ if TYPE_CHECKING:
 
 
 class BatchedLauncher(Launcher):
-    def __init__(
-        self,
-        batch_runner: bool = True,
-        fast_compose: bool = True,
-        reuse_logging: bool = True,
-        reuse_validation: bool = True,
-        workers: Any = "auto",
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         from ._core import BatchedLauncherCore
 
-        self.core = BatchedLauncherCore(
-            batch_runner=batch_runner,
-            fast_compose=fast_compose,
-            reuse_logging=reuse_logging,
-            reuse_validation=reuse_validation,
-            workers=workers,
-        )
+        self.core = BatchedLauncherCore(**options)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
