@@ -20,11 +20,15 @@ status (SIGUSR2: kernellab.slurm requeues it), and the submitting process ends t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -137,14 +141,59 @@ def _run_in_workers(jobs: Sequence[PreparedJob], workers: int) -> str | None:
         if _run(part, cores, f" (worker {k + 1} of {count})"):
             _record_not_started(part)
 
-    statuses = run_in_workers(parts, work, gpus)
+    time_limit = _TimeLimit() if lifecycle.in_submitit_job() else contextlib.nullcontext()
+    with time_limit:
+        statuses = run_in_workers(parts, work, gpus)
+    stopped = isinstance(time_limit, _TimeLimit) and time_limit.signalled
     for k, (part, status) in enumerate(zip(parts, statuses, strict=True)):
         lost = [job for job in part if not job.finished]
-        if lost and not SWEEP.requested:  # the worker died (killed, out of memory)
+        if lost and stopped:  # a worker ended without sending them (the requeue came first)
+            _record_not_started(lost)
+        elif lost and not SWEEP.requested:  # the worker died (killed, out of memory)
             error = RuntimeError(f"worker {k + 1} ended (exit status {status}) before this job")
             for job in lost:
                 _fail(job, error)
+    if stopped:
+        return slurm_signal.name
     return SWEEP.signal_name if SWEEP.requested else None
+
+
+slurm_signal = signal.SIGUSR2  # SLURM's time-limit signal (kernellab.slurm.TIME_LIMIT_SIGNAL)
+
+
+class _TimeLimit:
+    """In a SLURM task whose batch runs in workers: SLURM's time-limit signal (SIGUSR2) stops
+    the workers, not the task at once. submitit's handler, this process's, would requeue the task
+    while its workers still save their groups; instead it is noted and passed on to the workers
+    (SLURM signals every process of the task; a worker that saved on SLURM's own takes this one
+    as the same signal, or between groups as a flag). A worker training a group saves it
+    (signals.StopRequest); one between two groups stops before its next (`SWEEP.requested`);
+    each records the rest of its part `not started` and sends every job's result. The task then
+    exits as the single-process path does (exit 140), and kernellab.slurm requeues it."""
+
+    def __init__(self) -> None:
+        self.signalled = False
+        self._main = os.getpid()
+        self._previous: Any = None
+
+    def __enter__(self) -> _TimeLimit:
+        self._previous = signal.signal(slurm_signal, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(slurm_signal, self._previous)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if os.getpid() != self._main:  # a worker (forked with this handler), between groups
+            # a flag, not an exit: it may come while the worker sends a saved job's result
+            SWEEP.requested, SWEEP.signal_name = True, signal.Signals(number).name
+            return
+        if not self.signalled:
+            log.warning("%s received: the workers save their groups", signal.Signals(number).name)
+        self.signalled = True
+        for pid in runtime.child_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
 
 
 def _train(
