@@ -32,3 +32,11 @@ def test_weight_is_steps_times_pixels_and_key_follows_the_programs_shape():
     assert pack_key(compose("seed=3", "optim.lr=0.1")) == pack_key(compose("seed=4"))
     assert pack_key(compose("model.kernel_size=[1,3]")) != pack_key(small)
     assert pack_key(compose("optim=adam")) != pack_key(small)
+
+
+def test_another_apps_config_weighs_one_and_packs():
+    from omegaconf import OmegaConf
+
+    foreign = OmegaConf.create({"db": {"driver": "mysql"}})  # Hydra's launcher test apps
+    assert job_weight(foreign) == 1.0
+    assert pack([job_weight(foreign)] * 3, [pack_key(foreign)] * 3, 2) == [[0], [1, 2]]

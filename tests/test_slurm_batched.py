@@ -7,10 +7,13 @@ Skipped without a cluster (`sinfo` does not answer), except the refusal that nee
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from tests.test_slurm import (
     job_dir,
     logged_steps,
     scancel_once_job_1_trains,
+    wait_for,
 )
 
 pytestmark = [
@@ -108,6 +112,11 @@ def test_a_slurm_batched_sweep_equals_the_local_batched_one_job_for_job(tmp_path
     assert (cluster / "summary_groups.csv").is_file() and (cluster / "summary.md").is_file()
     listed = (cluster / "launch.log").read_text()
     assert listed.count("\t#") == 16 and listed.count("SLURM job ") == 3
+    # each task recorded its peak RSS; the submitting process sums them up in one line
+    assert "peak RSS of 3 SLURM task(s): max " in proc.stdout + proc.stderr
+    for task in task_dirs(cluster):
+        record = json.loads((task / f"{task.name}_resources.json").read_text())
+        assert record["peak_rss_mib"] > 0 and record["jobs"] >= 1
 
 
 @needs_cluster
@@ -179,9 +188,9 @@ def group_steps_for(seconds: float, tmp_path: Path, grid: list[str]) -> int:
     return int(rate * seconds) // 10 * 10
 
 
-def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str]:
-    """`grid` as one SLURM task under a one-minute limit, and the same batch trained locally:
-    (the sweep dir, the reference sweep dir, the task's submitit log)."""
+def time_limited_sweep(tmp_path: Path, grid: list[str], workers: int = 1) -> tuple[Path, Path, str]:
+    """`grid` as one SLURM task under a one-minute limit, and the same batch trained locally,
+    each over `workers` processes: (the sweep dir, the reference sweep dir, the task's log)."""
     proc, sweep_dir = sweep(
         tmp_path,
         "cluster",
@@ -189,11 +198,15 @@ def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str
         "hydra.launcher.tasks=1",
         "hydra.launcher.timeout_min=1",
         "hydra.launcher.signal_delay_s=5",
+        f"hydra.launcher.cpus_per_task={workers}",
+        f"hydra.launcher.workers={workers}",
         *grid,
         timeout=360,
     )
     assert proc.returncode == 0, proc.stderr
-    reference_proc, reference = sweep(tmp_path, "reference", "hydra/launcher=batched", *grid)
+    reference_proc, reference = sweep(
+        tmp_path, "reference", "hydra/launcher=batched", f"hydra.launcher.workers={workers}", *grid
+    )
     assert reference_proc.returncode == 0, reference_proc.stderr
     (task,) = task_dirs(sweep_dir)
     return sweep_dir, reference, "".join(p.read_text() for p in task.glob("*_log.*"))
@@ -201,7 +214,10 @@ def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str
 
 @needs_cluster
 @pytest.mark.timeout(1500)  # up to three tries
-def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path):
+# workers=2: the task's two cores (cpus_per_task=2) as two forked workers, one job each; the
+# reference is the local batched launcher with two workers (the same split, the same threads)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path, workers):
     # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
     # run. Two jobs of one group in one task, against the same batch trained locally. The speed
     # is timed on a probe; on a machine whose load changed since (6x faster seen), the task can
@@ -211,7 +227,7 @@ def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tm
         grid = [*SLOW_TASK, "seed=1,2", f"trainer.steps={steps}"]
         tries = tmp_path / f"attempt{attempt}"
         tries.mkdir()
-        sweep_dir, reference, task_log = time_limited_sweep(tries, grid)
+        sweep_dir, reference, task_log = time_limited_sweep(tries, grid, workers)
         if "Requeued job" in task_log:
             break
         speed = min(read_metrics(job)["steps_per_s"] for job in job_dirs(sweep_dir).values())
@@ -222,7 +238,11 @@ def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tm
         len(list((job / ".hydra").glob("resume-*"))) for job in job_dirs(sweep_dir).values()
     }
     assert len(requeues) == 1 and min(requeues) >= 1  # each run continued the last, both jobs
-    assert task_log.count("SIGUSR2 received: stopping after this step and saving") == min(requeues)
+    saved = task_log.count("SIGUSR2 received: stopping after this step and saving")
+    assert saved == min(requeues) * workers  # each worker saved its group
+    if workers > 1:
+        assert f"2 jobs over {workers} worker processes" in task_log
+        assert task_log.count("SIGUSR2 received: the workers save their groups") == min(requeues)
     for name, job in job_dirs(sweep_dir).items():
         # the task's process got the signal (its log says so); each job's log, each resume
         log = (job / "train.log").read_text()
@@ -261,3 +281,67 @@ def test_scancel_of_one_task_interrupts_its_jobs_and_the_others_complete(tmp_pat
     }
     metrics = read_metrics(job_dir(sweep_dir, 1))
     assert metrics["signal"] == "SIGTERM" and metrics["steps_completed"] >= 10000
+
+
+def squeue_lists(ids: list[str]) -> bool:
+    listing = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True)
+    return any(line.strip() in ids for line in listing.stdout.splitlines())
+
+
+@needs_cluster
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_on_the_submitting_process_summarises_at_once_and_the_tasks_go_on(
+    tmp_path, stop, status
+):
+    sweep_dir = tmp_path / "sweep"
+    args = [*SLURM_BATCHED, "hydra.launcher.tasks=2", *SLOW_TASK, "seed=range(4)"]
+    args += ["trainer.steps=60000", f"hydra.sweep.dir={sweep_dir}"]
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), "-m", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def a_job_trains() -> bool:
+        return any("step 10000," in p.read_text() for p in sweep_dir.glob("*/train.log"))
+
+    try:
+        wait_for(a_job_trains, 180, "a job to train")
+        proc.send_signal(stop)
+        signalled = time.monotonic()
+        stderr = proc.communicate(timeout=120)[1]
+        took = time.monotonic() - signalled
+    finally:
+        proc.kill()
+
+    assert proc.returncode == status, stderr
+    assert "Traceback" not in stderr
+    assert took < 30  # the summary at once: no waiting for the tasks (about 2-4 s here)
+    tasks = json.loads((sweep_dir / "slurm_tasks.json").read_text())["tasks"]
+    (array,) = {task.split("_")[0] for task in tasks}
+    statuses = {j: r["status"] for j, r in summary_rows(sweep_dir).items()}
+    running = sum(status == "running" for status in statuses.values())
+    assert running >= 1 and set(statuses.values()) <= {"running", "completed"}, statuses
+    again = f"python -m kernellab.report {sweep_dir}"
+    (line,) = error_lines(stderr)
+    assert line == (
+        f"error: {running} job(s) still queued or running on SLURM: `scancel {array}` stops "
+        f"them; once they have ended, `{again}` summarises the sweep again"
+    )
+    assert f"`scancel {array}` stops them" in (sweep_dir / "summary.md").read_text()
+    assert "continue the sweep" not in stderr  # it would train the running jobs twice
+
+    # the tasks went on; once they have ended, the report reads what they left
+    wait_for(lambda: not squeue_lists(list(tasks)), 400, "the tasks to end")
+    report = subprocess.run(
+        [sys.executable, "-m", "kernellab.report", str(sweep_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "still queued or running" not in report.stdout
+    assert {r["status"] for r in summary_rows(sweep_dir).values()} == {"completed"}
+    assert "Still running" not in (sweep_dir / "summary.md").read_text()

@@ -185,6 +185,8 @@ def start_sweep(config: DictConfig) -> None:
         OmegaConf.save(config, multirun_yaml)  # as the basic sweeper does: unresolved
     if jobs_run_in_this_process(config.hydra.launcher):
         SWEEP.install(runs_sweep=True)  # the running job stops; the next is `not started`
+    elif _on_slurm(config.hydra.launcher):
+        SWEEP.install(runs_sweep=True, on_signal=lambda name: _leave_to_slurm(sweep_dir, name))
     else:
         # submitit_local's children are one controller per job, alive exactly as long as it;
         # joblib's are a pool of workers that outlive their jobs
@@ -262,6 +264,23 @@ def _stop_workers(sweep_dir: Path, signal_name: str, child_per_job: bool) -> Non
     end_sweep(sweep_dir, signal_name)
 
 
+def _on_slurm(launcher: Any) -> bool:
+    """Whether the sweep's jobs are SLURM's (hydra/launcher=slurm, slurm_batched, submitit_slurm)."""
+    target = str(launcher.get("_target_", ""))
+    return "kernellab_slurm" in target or target.endswith(".SlurmLauncher")
+
+
+def _leave_to_slurm(sweep_dir: Path, signal_name: str) -> None:
+    """The submitting process of a SLURM sweep: its jobs are the cluster's and go on; the summary
+    of what they have done so far at once (those still queued or running are `running`, with the
+    `scancel` that stops them), then exit 130/143."""
+    log.warning(
+        "%s received: summarising the sweep now; its jobs on SLURM go on (scancel stops them)",
+        signal_name,
+    )
+    end_sweep(sweep_dir, signal_name)
+
+
 def end_broken_sweep(error: BaseException) -> None:
     """A launcher raised in the middle of a sweep (a joblib worker killed, its dir deleted): the
     summary of what is there, one line saying what broke, exit 1. Returns when no sweep runs."""
@@ -299,7 +318,9 @@ def finish_sweep(sweep_dir: Path) -> list[str]:
     if report.failed:
         problems.append(f"{report.failed} job(s) failed: see {sweep_dir / 'summary.md'}")
     running = sum(row.status == "running" for row in report.rows)
-    if running:  # SLURM's jobs don't end with the process that submitted them
+    if report.still_running:  # SLURM's jobs don't end with the process that submitted them
+        problems.append(report.still_running)
+    elif running:  # a job dir locked by a process of its own
         problems.append(f"{running} job(s) still running on their own (scancel stops SLURM jobs)")
     unfinished = report.unfinished
     if report.continue_with:

@@ -36,10 +36,14 @@ PACK_KEYS = (
 
 def job_weight(cfg: Any) -> float:
     """A job's work, before it is checked: steps x image pixels (resize, else height x width;
-    a picture file's own size isn't read here)."""
-    task, steps = cfg.task, cfg.trainer.steps
-    height, width = task.resize if task.resize else (task.height, task.width)
-    return float(max(1, steps) * max(1, height * width))
+    a picture file's own size isn't read here). 1 for a config that isn't kernellab's (another
+    Hydra app's: Hydra's launcher test suites), or whose numbers Hydra would refuse anyway."""
+    try:
+        task, steps = cfg.task, cfg.trainer.steps
+        height, width = task.resize if task.resize else (task.height, task.width)
+        return float(max(1, steps) * max(1, height * width))
+    except (AttributeError, KeyError, TypeError, ValueError):  # OmegaConf's errors among them
+        return 1.0
 
 
 def pack_key(cfg: Any) -> Hashable:

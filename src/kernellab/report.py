@@ -33,6 +33,7 @@ from kernellab.job_dirs import JobRow, read_job, read_yaml
 from kernellab.paths import AUTO_RESUME, MULTIRUN_YAML, path_override
 from kernellab.paths import job_dir as subdir_name
 from kernellab.rundir import atomic_write
+from kernellab.slurm_tasks import scancel_ids, still_queued
 from kernellab.studies import (
     GROUP_COLUMNS,
     Group,
@@ -61,6 +62,8 @@ GROUPS_CSV_FILE = "summary_groups.csv"
 FAILED = {"failed", "missing"}  # statuses counted as failures
 UNFINISHED = ("interrupted", "not started")  # what continuing a sweep trains
 UNSEEN = ("missing", "not started")  # jobs whose dir holds no metrics.json
+# what a job's SLURM task, still queued or running, may yet train: `running` while it is there
+SLURM_PENDING = ("interrupted", "not started", "missing")
 CONTINUE_SETS = ("hydra.mode", "hydra.sweep.dir")  # a continued sweep's command sets these itself
 
 
@@ -81,6 +84,25 @@ class SweepReport:
     settings: StudySettings = field(default_factory=StudySettings)
     groups: list[Group] = field(default_factory=list)  # by number
     group_rows: list[dict[str, Any]] = field(default_factory=list)  # studies.GROUP_COLUMNS
+    # the SLURM jobs or array tasks still queued or running this sweep's `running` rows
+    slurm_tasks: list[str] = field(default_factory=list)
+
+    @property
+    def scancel(self) -> str | None:
+        """The command that stops the sweep's jobs still on SLURM, if any are."""
+        return shlex.join(["scancel", *scancel_ids(self.slurm_tasks)]) if self.slurm_tasks else None
+
+    @property
+    def still_running(self) -> str | None:
+        """One line on the jobs still on SLURM: how to stop them, how to summarise again."""
+        if not self.slurm_tasks:
+            return None
+        running = sum(row.status == "running" for row in self.rows)
+        again = shlex.join(["python", "-m", "kernellab.report", str(self.sweep_dir)])
+        return (
+            f"{running} job(s) still queued or running on SLURM: `{self.scancel}` stops them; "
+            f"once they have ended, `{again}` summarises the sweep again"
+        )
 
     @property
     def replicated(self) -> bool:
@@ -140,18 +162,45 @@ def read_report(sweep_dir: Path, **study: Any) -> SweepReport:
         rows += _not_started(sweep_dir, grid, {row.job for row in rows})
     if not rows:
         raise ReportError(f"{sweep_dir}: no jobs (no directory with .hydra/ in it)")
+    slurm_tasks = _on_slurm(sweep_dir, rows)
     rows.sort(key=lambda row: _by_objective(row, objective))
     best = next(
         (r for r in rows if r.status == "completed" and r.objective(objective) is not None), None
     )
     failed = sum(r.status in FAILED for r in rows)
     unfinished = grid is not None and any(row.status in UNFINISHED for row in rows)
-    continue_with = continue_command(sweep_dir, grid) if unfinished else None
+    # while jobs are still on SLURM, continuing would train them twice: summarise again first
+    continue_with = continue_command(sweep_dir, grid) if unfinished and not slurm_tasks else None
     groups = group_jobs(rows, settings.replicates)
     table = group_table(groups, settings)
     return SweepReport(
-        sweep_dir, objective, rows, best, failed, [], continue_with, settings, groups, table
+        sweep_dir,
+        objective,
+        rows,
+        best,
+        failed,
+        [],
+        continue_with,
+        settings,
+        groups,
+        table,
+        slurm_tasks,
     )
+
+
+def _on_slurm(sweep_dir: Path, rows: list[JobRow]) -> list[str]:
+    """Rows not finished whose SLURM job or task is still queued or running become `running`
+    (their task goes on and trains them); the ids of those tasks."""
+    unfinished = (*SLURM_PENDING, "running")
+    if not any(row.status in unfinished for row in rows):
+        return []
+    queued = still_queued(sweep_dir)
+    tasks = set()
+    for row in rows:
+        if row.status in unfinished and row.job in queued:
+            row.status = "running"
+            tasks.add(queued[row.job])
+    return sorted(tasks)
 
 
 @dataclass
@@ -342,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in report.files:
         print(path)
     print(headline(report))
+    if report.still_running:
+        print(report.still_running)
+    elif report.continue_with:
+        print(f"continue the sweep with {report.continue_with}")
     return 0
 
 

@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn
+
 from kernellab.errors import UserError
 from kernellab.paths import AUTO_RESUME
 
@@ -119,6 +121,70 @@ def _is_submitit_handler(handler: Any) -> bool:
     return isinstance(getattr(handler, "__self__", None), SignalHandler)
 
 
+RESOURCES_FILE = "{job_id}_resources.json"  # in the task's submitit folder, by its log files
+
+
+def record_task_resources(jobs: int) -> None:
+    """In a slurm_batched task: its peak RSS (this process's, and its children's: workers, if it
+    forked any) and its jobs, next to its submitit logs; a requeued task keeps the highest peak."""
+    import json
+    import resource
+
+    import submitit
+
+    from kernellab.rundir import atomic_write
+
+    env = submitit.JobEnvironment()
+    path = Path(env.paths.folder) / RESOURCES_FILE.format(job_id=env.job_id)
+    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    before = _read_json(path)
+    record = {
+        "peak_rss_mib": round(max(mine, before.get("peak_rss_mib", 0.0)), 1),
+        "children_peak_rss_mib": round(max(children, before.get("children_peak_rss_mib", 0.0)), 1),
+        "jobs": jobs,
+        "runs": before.get("runs", 0) + 1,
+    }
+    try:
+        atomic_write(path, json.dumps(record).encode())
+    except OSError as error:  # a full disk: the jobs' own files matter more
+        log.warning("%s: could not record the task's peak RSS (%s)", path, error)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def task_resources(tasks: Sequence[Any]) -> list[dict[str, Any]]:
+    """What each submitted task recorded (`record_task_resources`); none for a task that didn't."""
+    found = [
+        _read_json(Path(task.paths.folder) / RESOURCES_FILE.format(job_id=task.job_id))
+        for task in tasks
+    ]
+    return [record for record in found if "peak_rss_mib" in record]
+
+
+def resources_line(tasks: Sequence[Any]) -> str:
+    """One log line: the tasks' peak RSS, largest and median, and this process's."""
+    import resource
+    import statistics
+
+    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peaks = [r["peak_rss_mib"] + r.get("children_peak_rss_mib", 0.0) for r in task_resources(tasks)]
+    if not peaks:
+        return f"peak RSS: this process {mine:.0f} MiB; no task recorded its own"
+    return (
+        f"peak RSS of {len(peaks)} SLURM task(s): max {max(peaks):.0f} MiB, median "
+        f"{statistics.median(peaks):.0f} MiB (workers included); this process {mine:.0f} MiB"
+    )
+
+
 # ---- on the submitting side ---------------------------------------------------------------------------
 
 
@@ -128,11 +194,14 @@ def result_or_inf(job: Any, job_num: int, overrides: Sequence[str]) -> Any:
     return result[0] if result is not None else _inf_return(overrides)
 
 
-def task_results_or_inf(task: Any, jobs: Sequence[tuple[int, Sequence[str]]]) -> list[Any]:
+def task_results_or_inf(
+    task: Any, jobs: Sequence[tuple[int, Sequence[str]]], output_subdir: str | None = ".hydra"
+) -> list[Any]:
     """The JobReturns of a slurm_batched task's `jobs` (number, overrides), from the outcomes it
     returned (hydra_plugins.kernellab_batched_launcher.result_of); a task that ended without them
-    (scancel, a kill, out of requeues) gives each of its jobs inf (their dirs say what happened)."""
-    from hydra.core.utils import JobReturn, JobStatus
+    (scancel, a kill, out of requeues) gives each of its jobs inf (their dirs say what happened).
+    Their `cfg` and `hydra_cfg` are read from the job's `output_subdir` when first asked for."""
+    from hydra.core.utils import JobStatus
 
     numbers = f"{jobs[0][0]}-{jobs[-1][0]}" if len(jobs) > 1 else str(jobs[0][0])
     result = _result_or_none(task, f"jobs {numbers} ({len(jobs)} job(s))")
@@ -143,10 +212,46 @@ def task_results_or_inf(task: Any, jobs: Sequence[tuple[int, Sequence[str]]]) ->
             returns.append(_inf_return(overrides))
             continue
         _, status, value, working_dir, task_name = outcomes[num]
-        ret = JobReturn(overrides=list(overrides), working_dir=working_dir, task_name=task_name)
+        ret = SavedJobReturn(
+            overrides=list(overrides), working_dir=working_dir, task_name=task_name
+        )
+        ret.output_subdir = output_subdir
         ret.status, ret.return_value = JobStatus[status], value
         returns.append(ret)
     return returns
+
+
+class SavedJobReturn(JobReturn):
+    """A JobReturn whose `cfg` and `hydra_cfg` are the files the job saved (`.hydra/config.yaml`,
+    `hydra.yaml`), read when first asked for: a task sends back each job's outcome only (100,000
+    jobs' configs would not fit its result), and Hydra's sweepers read only the value."""
+
+    output_subdir: str | None = None
+
+    def _saved(self, name: str, file: str) -> Any:
+        if self.__dict__.get(name) is None and self.working_dir and self.output_subdir:
+            from omegaconf import OmegaConf
+
+            path = Path(self.working_dir) / self.output_subdir / file
+            if path.is_file():
+                self.__dict__[name] = OmegaConf.load(path)
+        return self.__dict__.get(name)
+
+    @property  # type: ignore[override]
+    def cfg(self) -> Any:
+        return self._saved("_cfg", "config.yaml")
+
+    @cfg.setter
+    def cfg(self, value: Any) -> None:
+        self.__dict__["_cfg"] = value
+
+    @property  # type: ignore[override]
+    def hydra_cfg(self) -> Any:
+        return self._saved("_hydra_cfg", "hydra.yaml")
+
+    @hydra_cfg.setter
+    def hydra_cfg(self, value: Any) -> None:
+        self.__dict__["_hydra_cfg"] = value
 
 
 def _result_or_none(job: Any, what: str) -> Any:

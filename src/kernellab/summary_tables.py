@@ -148,6 +148,8 @@ def _md_groups(report: SweepReport) -> list[str]:
 
 
 def _continue_line(report: SweepReport) -> list[str]:
+    if report.still_running:  # jobs on SLURM: stop them or let them end, then summarise again
+        return [f"Still running: {report.still_running}.", ""]
     return [f"Continue it: `{report.continue_with}`", ""] if report.continue_with else []
 
 

@@ -49,7 +49,7 @@ class KernellabSlurmLauncher(SlurmLauncher):
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
         """Hydra's submitit launch(), with refusals and result-less jobs handled per job."""
-        from kernellab import slurm
+        from kernellab import slurm, slurm_tasks
 
         sweep_dir = self._sweep_dir()
         self._checked(slurm.check_submission)
@@ -59,6 +59,9 @@ class KernellabSlurmLauncher(SlurmLauncher):
         ]
         arrays = list(zip(*job_params, strict=True))
         jobs = self._submit_array(lambda executor: executor.map_array(self, *arrays))
+        slurm_tasks.record(
+            sweep_dir, {job.job_id: [p[2]] for job, p in zip(jobs, job_params, strict=True)}
+        )
         # Hydra's lines, once SLURM has taken the jobs: a refusal is the only thing printed
         log.info(f"Submitit '{self._EXECUTOR}' sweep output dir : {sweep_dir}")
         for params in job_params:
