@@ -144,7 +144,7 @@ def test_a_closed_buffered_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
 
 
 def test_a_finished_run_ends_without_teardown_but_with_its_exit_handlers(tmp_path: Path) -> None:
-    """kernellab.command_line._end_without_teardown: Python's teardown skipped (an object's
+    """kernellab._python_private.end_without_teardown: Python's teardown skipped (an object's
     `__del__` never runs), the atexit handlers run, the log whole, exit 0."""
     script = f"""
 import atexit, runpy, sys

@@ -131,7 +131,7 @@ def test_the_printed_command_continues_an_interrupted_sweep_to_the_end(tmp_path,
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # 4 jobs of 3,000 steps: ~10 s quiet, past 120 s beside two CPU hogs
     )
 
     assert continued.returncode == 0, continued.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
+import sys
 
 import pytest
 
@@ -212,3 +213,17 @@ def _run_config(overrides: list[str], multirun: bool = False):
         if mode is None or (multirun and mode == RunMode.RUN):  # as Hydra's _run_app
             overrides.append(f"hydra.mode={run_mode.name}")
         return hydra.compose_config("config", overrides, run_mode=run_mode)
+
+
+def test_written_for_this_python():
+    import atexit
+
+    from kernellab._python_private import WRITTEN_FOR
+
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert running in WRITTEN_FOR, (
+        "kernellab._python_private uses CPython's atexit._run_exitfuncs and was written for "
+        f"Python {', '.join(WRITTEN_FOR)}; {running} runs: check it still runs the atexit "
+        "handlers (tests/test_command_line.py), then add the version to WRITTEN_FOR"
+    )
+    assert callable(getattr(atexit, "_run_exitfuncs", None))

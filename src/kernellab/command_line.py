@@ -11,15 +11,13 @@ and turns what Hydra and OmegaConf raise into kernellab's one line. A user who s
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from kernellab._python_private import end_without_teardown
 from kernellab.console import ConsoleHandler
 from kernellab.errors import EXIT_USAGE, LIBRARY_ERRORS, describe, exit_with_error, raised_by_hydra
 
@@ -60,7 +58,7 @@ def run_command(main: Callable[[], Any]) -> None:
         if not users_choice:
             os.environ.pop(FULL_ERROR, None)
     _flush_stdout()
-    _end_without_teardown()
+    end_without_teardown()
 
 
 def _flush_stdout() -> None:
@@ -75,31 +73,6 @@ def _flush_stdout() -> None:
     lost = ConsoleHandler.lost_output
     if lost is not None:
         exit_with_error(f"the console output was lost: {lost.strerror or lost}", EXIT_IO)
-
-
-def _end_without_teardown() -> None:
-    """A command that succeeded ends here, exit status 0, without tearing the interpreter down.
-
-    Python's teardown frees the ~2,000 modules torch, Hydra and TensorBoard load, object by
-    object, with a full garbage collection: ~0.3 s of CPU after `python -c "import torch,
-    hydra"` has done its work, more after a run (it has loaded more), and nothing a user waits for
-    (the OS takes the memory back at once). What a normal exit does that matters still runs here:
-    the atexit handlers (logging's, which flushes and closes `train.log`; multiprocessing's and
-    joblib's clean-up; weakref finalizers), then stdout and stderr are flushed. The normal exit is
-    kept where something needs it: a non-daemon thread still running (Python waits for those),
-    a tracer or profiler (cProfile and coverage write their results once the script returns),
-    `python -i`. The batched launcher's worker processes end the same way (`_workers.py`).
-    """
-    if sys.flags.interactive or sys.gettrace() is not None or sys.getprofile() is not None:
-        return
-    main = threading.main_thread()
-    if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
-        return
-    atexit._run_exitfuncs()  # CPython 3.x: what its own exit runs first (test_command_line)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a reader gone since, a closed stream
-            stream.flush()
-    os._exit(0)
 
 
 def _stdout_to_devnull() -> None:
