@@ -201,10 +201,13 @@ def config_loader() -> Iterator[Callable[..., Any]]:
             OmegaConf.select(master, key)
         return loader, master
 
-    if not OmegaConf.has_resolver("my_custom_resolver"):
+    registered = not OmegaConf.has_resolver("my_custom_resolver")
+    if registered:
         OmegaConf.register_new_resolver("my_custom_resolver", lambda: "foo")
     yield load
     GlobalHydra.instance().clear()
+    if registered:  # Hydra's LauncherTestSuite registers it itself, later in this process
+        OmegaConf.clear_resolver("my_custom_resolver")
 
 
 def compose_both(loader: Any, master: DictConfig, overrides: list[str]) -> tuple[Any, Any]:

@@ -166,31 +166,3 @@ def test_an_interrupted_job_makes_the_multirun_exit_1_with_one_line_each(tmp_pat
         check=True,
     ).stdout.splitlines()
     assert args == [paths.resume_override(tmp_path / "1_optim.lr=0.2"), "optim.lr=0.2"]
-
-
-@pytest.mark.parametrize(
-    ("setting", "cpus", "want"),
-    [
-        ("auto", "1", 1),  # one core: one process, whatever the setting
-        (4, "1", 1),
-        (4, "2", 2),  # a number: at most the task's cores
-        (1, "8", 1),
-        (3, "8", 3),
-        ("auto", None, 1),  # outside SLURM (SLURM_CPUS_PER_TASK unset): one core
-    ],
-)
-def test_a_tasks_workers_are_at_most_its_cpus(setting, cpus, want):
-    from hydra_plugins.kernellab_slurm.batched import task_workers
-
-    environ = {} if cpus is None else {"SLURM_CPUS_PER_TASK": cpus}
-    assert task_workers(setting, environ) == want
-
-
-def test_auto_is_the_batched_launchers_where_slurm_binds_the_task_to_its_cores(monkeypatch):
-    from hydra_plugins.kernellab_slurm.batched import task_workers
-
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert task_workers("auto", {"SLURM_CPUS_PER_TASK": "2"}) == "auto"  # bound: 2 cores seen
-    # a node that does not bind a task to its cores: a 2-CPU task sees all 4 of them
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert task_workers("auto", {"SLURM_CPUS_PER_TASK": "2"}) == 2

@@ -22,22 +22,17 @@ status (SIGUSR2: kernellab.slurm requeues it), and the submitting process ends t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra_plugins.kernellab_batched_launcher import LAUNCH_LOG, PreparedJob
 from kernellab import batching, console, lifecycle, runtime
 from kernellab.checks import Checked
 from kernellab.errors import UserError
 from kernellab.signals import SWEEP, exit_status
-from kernellab.slurm import TIME_LIMIT_SIGNAL
 from kernellab.training import Job, train_group
 
 log = logging.getLogger("kernellab")
@@ -85,33 +80,6 @@ def after_workers(lost: Sequence[PreparedJob], sweep_dir: Path) -> None:
         sys.exit(exit_status(SWEEP.signal_name or "SIGTERM"))  # ends the sweep; SIGUSR2: requeue
     if SWEEP.requested:
         lifecycle.end_sweep(sweep_dir, SWEEP.signal_name or "SIGINT")
-
-
-@contextlib.contextmanager
-def workers_save_at_the_time_limit() -> Iterator[None]:
-    """Around a SLURM task's batch run in workers: SLURM's time-limit signal (SIGUSR2) stops the
-    workers, not the task at once. submitit's handler, this process's, would requeue the task while
-    its workers still save their groups; instead the signal is noted (`SWEEP.requested`: the task
-    exits 140 in `after_workers`, and kernellab.slurm requeues it) and passed on to the workers
-    (forked with this handler: between two groups a worker takes it as a flag and stops before
-    its next, not an exit, since it may come while the worker sends a saved job's result; while
-    training, signals.StopRequest saves the group)."""
-    main = os.getpid()
-
-    def handle(number: int, frame: Any) -> None:
-        SWEEP.requested, SWEEP.signal_name = True, signal.Signals(number).name
-        if os.getpid() != main:
-            return
-        log.warning("%s received: the workers save their groups", signal.Signals(number).name)
-        for pid in runtime.child_processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, number)
-
-    previous = signal.signal(TIME_LIMIT_SIGNAL, handle)
-    try:
-        yield
-    finally:
-        signal.signal(TIME_LIMIT_SIGNAL, previous)
 
 
 def _run(jobs: Sequence[PreparedJob], cores: int | None = None, worker: str = "") -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,9 @@ Numbered = list[tuple[int, list[str]]]  # (job number, overrides): a task's shar
 
 
 class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
-    def __init__(self, tasks: Any = 4, workers: Any = "auto", **params: Any) -> None:
+    def __init__(self, tasks: Any = 4, **params: Any) -> None:
         super().__init__(**params)  # the slurm preset's options, for the executor
         self.tasks = tasks
-        self.workers = workers
         self._core: Any = None
 
     def setup(
@@ -64,7 +62,7 @@ class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
         tasks = self._checked(lambda: parse_tasks(self.tasks))
         self._checked(slurm.check_submission)
         shares = self._plan(job_overrides, initial_job_idx, tasks)
-        task = BatchTask(self.config, self.task_context, self.task_function, self.workers)
+        task = BatchTask(self.config, self.task_context, self.task_function)
         submitted = self._submit_array(lambda executor: executor.map_array(task, shares))
         slurm_tasks.record(
             sweep_dir,
@@ -101,15 +99,14 @@ class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
 
 class BatchTask:
     """One SLURM array task: its share of the sweep, run as hydra/launcher=batched runs a batch,
-    over `workers` forked processes on the task's cores (`task_workers`). Returns each job's
-    outcome (`result_of`)."""
+    in one process (its `cpus_per_task` are that process's threads; workers inside a task: not
+    yet, see docs/sweeps.md). Returns each job's outcome (`result_of`)."""
 
     def __init__(
         self,
         config: DictConfig,
         hydra_context: HydraContext,
         task_function: TaskFunction,
-        workers: Any = 1,
     ) -> None:
         import cloudpickle  # submitit's own pickler
 
@@ -119,25 +116,20 @@ class BatchTask:
         # batched composer, which copies configs by pickling, could no longer pickle it.
         self.payload = cloudpickle.dumps((config, hydra_context, task_function))
         self.singleton_state = Singleton.get_state()
-        self.workers = workers
 
     def __call__(self, share: Numbered) -> list[tuple[Any, ...]]:
         import cloudpickle
 
         from hydra_plugins.kernellab_batched_launcher import BatchedLauncherCore, result_of
-        from kernellab import batch_runner, slurm
+        from kernellab import slurm
 
         Singleton.set_state(self.singleton_state)
         config, hydra_context, task_function = cloudpickle.loads(self.payload)
         share = [(num, slurm.with_resume(overrides)) for num, overrides in share]
-        workers = task_workers(self.workers)
-        core = BatchedLauncherCore(workers=workers, reuse_validation=False)
+        core = BatchedLauncherCore(workers=1, reuse_validation=False)
         core.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        in_workers = (
-            batch_runner.workers_save_at_the_time_limit() if workers != 1 else nullcontext()
-        )
         try:
-            with slurm.requeue_after_time_limit(), in_workers:
+            with slurm.requeue_after_time_limit():
                 returns = core.launch_numbered(share, list_jobs=False)
         finally:
             slurm.record_task_resources(len(share))
@@ -166,28 +158,6 @@ def _gather(
         ):
             returns[num] = ret
     return returns
-
-
-def task_workers(setting: Any, environ: Any = None) -> Any:
-    """`hydra.launcher.workers` for the batched launcher in this task, whose cores are SLURM's
-    `cpus_per_task` (SLURM_CPUS_PER_TASK): 1 on one core; a number, at most those cores; `auto`
-    as the batched launcher reads it (one worker per 100 jobs, at most the cores this process may
-    use) where SLURM binds the task to its cores, else (a node without CPU binding, e.g.
-    TaskPlugin=task/none, where this process may use all of the node's) `cpus_per_task`, which
-    the launcher still cuts to one worker per job."""
-    import os
-
-    environ = os.environ if environ is None else environ
-    try:
-        cpus = max(1, int(environ.get("SLURM_CPUS_PER_TASK", "1")))
-    except ValueError:
-        cpus = 1
-    if cpus == 1 or setting in (None, 1):
-        return 1
-    if setting != "auto":
-        return min(int(setting), cpus)
-    bound = not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) <= cpus
-    return "auto" if bound else cpus
 
 
 def parse_tasks(setting: Any) -> int:

@@ -13,6 +13,6 @@ from omegaconf import MISSING
 ConfigStore.instance().store(
     group="hydra/launcher_keys",
     name="slurm_batched",
-    node={"tasks": MISSING, "workers": MISSING},  # defaults and meaning: in slurm_batched.yaml
+    node={"tasks": MISSING},  # defaults and meaning: in slurm_batched.yaml
     provider="kernellab_slurm",
 )
