@@ -18,18 +18,9 @@ from tests.test_batched_launcher import (  # noqa: F401  (autouse fixtures, used
     fresh_version_base,
     plugin_importable_in_subprocesses,
 )
-from tests.test_slurm import _sinfo_answers
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.slurm,
-    pytest.mark.timeout(600),
-    pytest.mark.xdist_group("slurm"),
-    pytest.mark.skipif(
-        not _sinfo_answers(),
-        reason="no SLURM cluster: `sinfo` does not answer (scripts/slurm-cluster.sh up starts one)",
-    ),
-]
+from tests.test_slurm import (  # noqa: F401  (the cluster tests' marks: slow, slurm, one xdist group)
+    pytestmark,
+)
 
 ON_THE_CLUSTER = [
     f"hydra.searchpath=[file://{ROOT / 'conf'}]",  # where slurm_batched.yaml is

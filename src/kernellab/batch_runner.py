@@ -76,8 +76,6 @@ def after_workers(lost: Sequence[PreparedJob], sweep_dir: Path) -> None:
             _record_not_started([job])
         else:
             _fail(job, RuntimeError(job.lost or "its worker process ended before this job"))
-    if SWEEP.requested and lifecycle.in_submitit_job():  # a SLURM task: the submitting process
-        sys.exit(exit_status(SWEEP.signal_name or "SIGTERM"))  # ends the sweep; SIGUSR2: requeue
     if SWEEP.requested:
         lifecycle.end_sweep(sweep_dir, SWEEP.signal_name or "SIGINT")
 
