@@ -157,7 +157,20 @@ def test_refused_resume_keeps_the_run_as_it_was(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--cfg", "job"], ["--info"], ["trainer.nokey=1"], ["trainer.steps=many"]],
+    [
+        ["--help"],
+        ["--cfg", "job"],
+        ["--info"],
+        ["trainer.nokey=1"],
+        ["trainer.steps=many"],
+        # refused values: whether the device exists, the optimizer, the resume need torch; these don't
+        ["trainer.steps=-1"],
+        ["model.kernel_size=99"],
+        ["trainer.device=tpu"],
+        ["task.image=no_such.png"],
+        ["study.recovered_within=-1"],
+        ["-m", "seed=0,1", "study.replicates=[nosuchkey]"],
+    ],
 )
 def test_what_needs_no_training_never_imports_torch(tmp_path, args):
     proc = subprocess.run(
@@ -170,3 +183,7 @@ def test_what_needs_no_training_never_imports_torch(tmp_path, args):
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     assert "kernellab.config" in imported  # -X importtime did list the imports
     assert "torch" not in imported, proc.stderr[-2000:]
+    if "=" in args[-1]:  # a refusal: exit 2, one line naming the key
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert len(errors) == 1 and args[-1].split("=")[0] in errors[0]

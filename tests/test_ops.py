@@ -11,8 +11,8 @@ from kernellab.ops import (
     corr2d_multi_in,
     corr2d_multi_in_out,
     corr2d_reference,
-    output_shape,
 )
+from kernellab.shapes import output_shape
 
 BOOK_X = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
 BOOK_K = torch.tensor([[0, 1], [2, 3]])

@@ -2,8 +2,8 @@
 
 Needs a cluster whose default partition runs jobs on this machine: `scripts/slurm-cluster.sh up`
 starts one (CI does, before `make test`). Without one (`sinfo` does not answer) these tests are
-skipped, with that reason in pytest's summary. About four minutes in all, most of it the time-limit
-test, which waits for SLURM's one-minute limit and its requeue.
+skipped, with that reason in pytest's summary. The time-limit test waits for SLURM's one-minute
+limit with its job paused (SIGSTOP), so the wait costs no CPU.
 """
 
 from __future__ import annotations
@@ -105,19 +105,55 @@ def test_a_sweep_runs_as_slurm_jobs(tmp_path):
     assert tasks == ["0", "1"]  # one SLURM array of two tasks
 
 
-def steps_for(seconds: float, tmp_path: Path) -> int:
-    """How many SLOW_TASK steps this machine does in about `seconds` (timed on a short run)."""
-    probe = tmp_path / "probe"
-    run_cli(*SLOW_TASK, "trainer.steps=20000", f"hydra.run.dir={probe}", cwd=tmp_path, check=True)
-    return int(read_metrics(probe)["steps_per_s"] * seconds) // 10 * 10
+# A one-minute limit with SLURM's warning (SIGUSR2) 5 s before it: the warning comes 25-55 s into
+# the job (slurmctld looks every 30 s).
+TIME_LIMIT = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=5"]
+# Few enough to train twice (once on SLURM, once as the reference) in seconds; enough that job 0
+# still trains when the test pauses it at step 10000 (a machine that finishes first: retried).
+TIME_LIMITED_STEPS = 40000
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def wait_until_trains(sweep_dir: Path, num: int, timeout: float = 180) -> None:
+    """Until job `num` of the sweep has logged its 10000th step (SLOW_TASK's first progress line)."""
+
+    def trains() -> bool:
+        logs = glob.glob(str(sweep_dir / f"{num}_*" / "train.log"))
+        return bool(logs) and "step 10000," in Path(logs[0]).read_text()
+
+    wait_for(trains, timeout, f"job {num} to train")
+
+
+def outlive_the_time_limit(
+    sweep: subprocess.Popen[str], sweep_dir: Path, slurm_id: Callable[[], str]
+) -> str:
+    """Pause SLURM job `slurm_id()` (SIGSTOP, through scancel) once job 0 trains, so that it is
+    still training when its one-minute limit comes without spending a core on it; the sweep's
+    stderr when it has ended. SLURM's time-limit warning (SIGUSR2) wakes the paused job: slurmstepd
+    sends SIGCONT with a signal (seen on this cluster's Slurm; a job left paused would be killed at
+    its limit and the test fail, not hang)."""
+    try:
+        wait_until_trains(sweep_dir, 0)
+        subprocess.run(["scancel", "--signal=STOP", slurm_id()], check=True)
+        return sweep.communicate(timeout=400)[1]
+    finally:
+        sweep.kill()
 
 
 def time_limited_sweep(tmp_path: Path, steps: int) -> tuple[Path, Path]:
-    """A one-job SLURM sweep of `steps` SLOW_TASK steps under a one-minute limit, and the same run
-    without SLURM, meanwhile on the other core: (the job's dir, the reference run's dir)."""
+    """A one-job SLURM sweep of `steps` SLOW_TASK steps under a one-minute limit, outlived
+    (`outlive_the_time_limit`), and the same run without SLURM, meanwhile on the other core:
+    (the job's dir, the reference run's dir)."""
     tmp_path.mkdir()
     args = [*SLOW_TASK, f"trainer.steps={steps}"]
-    reference_dir = tmp_path / "reference"
+    reference_dir, sweep_dir = tmp_path / "reference", tmp_path / "sweep"
     reference = subprocess.Popen(
         [sys.executable, str(TRAIN_PY), *args, f"hydra.run.dir={reference_dir}"],
         cwd=tmp_path,
@@ -125,37 +161,43 @@ def time_limited_sweep(tmp_path: Path, steps: int) -> tuple[Path, Path]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    command = [sys.executable, str(TRAIN_PY), "-m", *SLURM, *args, *TIME_LIMIT]
+    sweep = subprocess.Popen(
+        [*command, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def job_0() -> str:  # submitit submits an array of one as a plain job: .submitit/<job>
+        (slurm_id,) = [p.name for p in (sweep_dir / ".submitit").iterdir() if p.is_dir()]
+        return slurm_id
+
     try:
-        proc, sweep_dir = slurm_sweep(
-            tmp_path,
-            *args,
-            "hydra.launcher.timeout_min=1",
-            "hydra.launcher.signal_delay_s=5",
-            timeout=480,
-        )
+        stderr = outlive_the_time_limit(sweep, sweep_dir, job_0)
         _, reference_err = reference.communicate(timeout=300)
     finally:
         reference.kill()
     assert reference.returncode == 0, reference_err
-    assert proc.returncode == 0, proc.stderr
+    assert sweep.returncode == 0, stderr
     assert summary(sweep_dir) == {"0": "completed"}
     return job_dir(sweep_dir, 0), reference_dir
 
 
 @pytest.mark.timeout(1500)  # up to three tries
 def test_a_time_limit_requeues_the_job_which_ends_as_if_never_stopped(tmp_path):
-    # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
-    # run (and usually fits in two). The speed is timed on a probe; on a machine whose load
-    # changed since (6x faster seen), the job can finish in one run: then again with the steps of
-    # 90 s at the speed that job had.
-    steps = steps_for(60, tmp_path)
+    # The job is paused while it trains and woken by the time limit's warning: it must save and be
+    # requeued, and its second run resume. A job that ended before it was paused (a fast machine):
+    # again with four times the steps.
+    steps = TIME_LIMITED_STEPS
     for attempt in range(3):
         job, reference = time_limited_sweep(tmp_path / f"attempt{attempt}", steps)
         log = (job / "train.log").read_text()
         requeues = log.count("SIGUSR2 received: stopping after this step and saving")
         if requeues:
             break
-        steps = max(2 * steps, int(read_metrics(job)["steps_per_s"] * 90) // 10 * 10)
+        steps *= 4
     assert requeues >= 1, log
     assert log.count("Requeued job") == requeues
     assert len(list((job / ".hydra").glob("resume-*"))) == requeues  # each run continued the last
@@ -170,26 +212,13 @@ def test_a_time_limit_requeues_the_job_which_ends_as_if_never_stopped(tmp_path):
     assert logged_steps(reference) == expected
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
 def scancel_once_job_1_trains(
     sweep: subprocess.Popen[str], sweep_dir: Path, slurm_id: Callable[[], str]
 ) -> str:
     """`scancel` the SLURM job `slurm_id()` names once job 1 has trained 10000 steps; the
     sweep's stderr when it has ended."""
-
-    def long_job_is_training() -> bool:
-        logs = glob.glob(str(sweep_dir / "1_*" / "train.log"))
-        return bool(logs) and "step 10000," in Path(logs[0]).read_text()
-
     try:
-        wait_for(long_job_is_training, 120, "job 1 to train")
+        wait_until_trains(sweep_dir, 1, timeout=120)
         subprocess.run(["scancel", slurm_id()], check=True)
         return sweep.communicate(timeout=240)[1]
     finally:

@@ -23,10 +23,13 @@ from kernellab.rundir import read_metrics
 from tests.helpers import TRAIN_PY, run_cli
 from tests.test_slurm import (
     SLOW_TASK,
+    TIME_LIMIT,
+    TIME_LIMITED_STEPS,
     _sinfo_answers,
     error_lines,
     job_dir,
     logged_steps,
+    outlive_the_time_limit,
     scancel_once_job_1_trains,
     wait_for,
 )
@@ -180,28 +183,21 @@ def task_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(tasks, key=lambda p: int(p.name.split("_")[1])) if tasks else dirs
 
 
-def group_steps_for(seconds: float, tmp_path: Path, grid: list[str]) -> int:
-    """How many steps the jobs of `grid`, trained as one group, do in about `seconds` here."""
-    proc, probe = sweep(tmp_path, "probe", "hydra/launcher=batched", *grid, "trainer.steps=20000")
-    assert proc.returncode == 0, proc.stderr
-    rate = min(read_metrics(job)["steps_per_s"] for job in job_dirs(probe).values())
-    return int(rate * seconds) // 10 * 10
-
-
 def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str]:
-    """`grid` as one SLURM task under a one-minute limit, and the same batch trained locally:
-    (the sweep dir, the reference sweep dir, the task's submitit log)."""
-    proc, sweep_dir = sweep(
-        tmp_path,
-        "cluster",
-        *SLURM_BATCHED,
-        "hydra.launcher.tasks=1",
-        "hydra.launcher.timeout_min=1",
-        "hydra.launcher.signal_delay_s=5",
-        *grid,
-        timeout=360,
+    """`grid` as one SLURM task under a one-minute limit, outlived (`outlive_the_time_limit`), and
+    the same batch trained locally: (the sweep dir, the reference sweep dir, the task's submitit
+    log)."""
+    sweep_dir = tmp_path / "cluster"
+    args = [*SLURM_BATCHED, "hydra.launcher.tasks=1", *TIME_LIMIT, *grid]
+    proc = subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), "-m", *args, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert proc.returncode == 0, proc.stderr
+    stderr = outlive_the_time_limit(proc, sweep_dir, lambda: task_dirs(sweep_dir)[0].name)
+    assert proc.returncode == 0, stderr
     reference_proc, reference = sweep(tmp_path, "reference", "hydra/launcher=batched", *grid)
     assert reference_proc.returncode == 0, reference_proc.stderr
     (task,) = task_dirs(sweep_dir)
@@ -211,11 +207,10 @@ def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str
 @needs_cluster
 @pytest.mark.timeout(1500)  # up to three tries
 def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tmp_path):
-    # SLURM sends SIGUSR2 5 to 35 s before the one-minute limit: 60 s of training can't fit in one
-    # run. Two jobs of one group in one task, against the same batch trained locally. The speed
-    # is timed on a probe; on a machine whose load changed since (6x faster seen), the task can
-    # finish in one run: then again with the steps of 90 s at the speed its jobs had.
-    steps = group_steps_for(60, tmp_path, [*SLOW_TASK, "seed=1,2"])
+    # Two jobs of one group in one task, paused while they train and woken by the time limit's
+    # warning, against the same batch trained locally. A task that ended before it was paused
+    # (a fast machine): again with four times the steps.
+    steps = TIME_LIMITED_STEPS
     for attempt in range(3):
         grid = [*SLOW_TASK, "seed=1,2", f"trainer.steps={steps}"]
         tries = tmp_path / f"attempt{attempt}"
@@ -223,8 +218,7 @@ def test_a_time_limited_task_is_requeued_and_its_jobs_end_as_if_never_stopped(tm
         sweep_dir, reference, task_log = time_limited_sweep(tries, grid)
         if "Requeued job" in task_log:
             break
-        speed = min(read_metrics(job)["steps_per_s"] for job in job_dirs(sweep_dir).values())
-        steps = max(2 * steps, int(speed * 90) // 10 * 10)
+        steps *= 4
     assert "Requeued job" in task_log
     want = job_dirs(reference)
     requeues = {
@@ -283,9 +277,11 @@ def squeue_lists(ids: list[str]) -> bool:
 def test_ctrl_c_on_the_submitting_process_summarises_at_once_and_the_tasks_go_on(
     tmp_path, stop, status
 ):
+    # The tasks are paused (SIGSTOP) once a job trains, so that none can end before the summary
+    # however fast this machine is, and resumed after it: a few steps are enough.
     sweep_dir = tmp_path / "sweep"
     args = [*SLURM_BATCHED, "hydra.launcher.tasks=2", *SLOW_TASK, "seed=range(4)"]
-    args += ["trainer.steps=60000", f"hydra.sweep.dir={sweep_dir}"]
+    args += ["trainer.steps=20000", f"hydra.sweep.dir={sweep_dir}"]
     proc = subprocess.Popen(
         [sys.executable, str(TRAIN_PY), "-m", *args],
         cwd=tmp_path,
@@ -297,14 +293,23 @@ def test_ctrl_c_on_the_submitting_process_summarises_at_once_and_the_tasks_go_on
     def a_job_trains() -> bool:
         return any("step 10000," in p.read_text() for p in sweep_dir.glob("*/train.log"))
 
+    def signal_tasks(name: str) -> None:
+        (array,) = {task.name.split("_")[0] for task in task_dirs(sweep_dir)}
+        subprocess.run(["scancel", f"--signal={name}", array], check=True)
+
+    paused = False
     try:
         wait_for(a_job_trains, 180, "a job to train")
+        signal_tasks("STOP")
+        paused = True
         proc.send_signal(stop)
         signalled = time.monotonic()
         stderr = proc.communicate(timeout=120)[1]
         took = time.monotonic() - signalled
     finally:
         proc.kill()
+        if paused:
+            signal_tasks("CONT")
 
     assert proc.returncode == status, stderr
     assert "Traceback" not in stderr

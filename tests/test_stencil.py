@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kernellab import stencil
-from kernellab.ops import output_shape
+from kernellab.shapes import output_shape
 from kernellab.stencil import fused_applies, fused_preferred, fused_sse, fused_unsupported
 
 needs_numba = pytest.mark.skipif(not stencil.numba_installed(), reason="numba is not installed")

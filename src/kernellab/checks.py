@@ -39,13 +39,14 @@ class Checked:
     finished: dict[str, Any] | None = None  # `trainer.resume=auto` in a finished run: its metrics
 
 
-def check(cfg: AnyConfig, run_dir: Path | None = None) -> Checked:
+def check(cfg: AnyConfig, run_dir: Path | None = None, geometry: Geometry | None = None) -> Checked:
     """Everything `train` would refuse before writing anything: values, device, memory, the
     optimizer (built and stepped on throw-away parameters of the run's shapes), the resume. (A
     group's memory is sized by batching.max_group_size; this checks one job's.)
-    `run_dir`: where the run will train, for `trainer.resume=auto`."""
+    `run_dir`: where the run will train, for `trainer.resume=auto`; `geometry`: what
+    `validate(cfg)` gave, if the caller has validated the values already."""
     cfg = resolved(cfg)
-    geometry = validate(cfg)
+    geometry = geometry or validate(cfg)
     device = runtime.resolve_device(cfg.trainer.device)
     if cfg.trainer.cuda_graph:
         require_cuda_for_graphs(device)

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from kernellab.errors import ConfigError
-from kernellab.image_files import PictureError, picture_channels, picture_size, read_picture
-from kernellab.ops import IntOrPair, Pair, conv2d_in_bands
+from kernellab.image_files import PictureError, picture_channels, read_picture
+from kernellab.ops import conv2d_in_bands
 from kernellab.registry import IMAGES, NAMED_KERNELS
+from kernellab.shapes import IntOrPair, Pair
 
 __all__ = [
     "IMAGES",
@@ -112,22 +113,6 @@ def _decoded(
     pixels = read_picture(path, size, rgb)
     pixels.setflags(write=False)
     return pixels
-
-
-def photo_channels(path: str) -> int | str:
-    """A picture file's channels as stored (1 gray, 3 colour), or why it can't be read."""
-    try:
-        return picture_channels(path)
-    except PictureError as error:
-        return str(error)
-
-
-def photo_size(path: str) -> tuple[int, int] | str:
-    """(height, width) of a picture file from its header, or why it can't be read."""
-    try:
-        return picture_size(path)
-    except PictureError as error:
-        return str(error)
 
 
 def kernel_error(kernel: Sequence[float], target: Sequence[float] | None) -> float | None:

@@ -47,6 +47,22 @@ def picture_channels(path: str) -> int:
         return 1 if picture.mode in _ONE_CHANNEL_MODES else 3
 
 
+def photo_channels(path: str) -> int | str:
+    """A picture file's channels as stored (1 gray, 3 colour), or why it can't be read."""
+    try:
+        return picture_channels(path)
+    except PictureError as error:
+        return str(error)
+
+
+def photo_size(path: str) -> tuple[int, int] | str:
+    """(height, width) of a picture file from its header, or why it can't be read."""
+    try:
+        return picture_size(path)
+    except PictureError as error:
+        return str(error)
+
+
 def read_picture(path: str, size: Sequence[int] | None = None, rgb: bool = False) -> np.ndarray:
     """The picture in grayscale as float32 (height, width), 0 black to 1 white, or with `rgb`
     its red, green and blue as (3, height, width); resized to `size` (height, width) when

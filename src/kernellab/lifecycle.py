@@ -61,10 +61,17 @@ log = logging.getLogger("kernellab")
 
 
 def check_job(cfg: Any, run_dir: Path | None) -> Checked:
-    """Everything training would refuse, before anything is written (kernellab.checks)."""
-    from kernellab.checks import check  # imports torch: not before it is needed
+    """Everything training would refuse, before anything is written: the values first, before
+    torch is imported (kernellab.validation: a refusal answers at once), then the rest with torch
+    (kernellab.checks: device, memory, pictures, optimizer, resume)."""
+    from kernellab.resolved import resolved
+    from kernellab.validation import validate
 
-    return check(cfg, run_dir)
+    values = resolved(cfg)
+    geometry = validate(values)
+    from kernellab.checks import check
+
+    return check(values, run_dir, geometry)
 
 
 def check_run(config: DictConfig) -> None:

@@ -11,8 +11,8 @@ import math
 from torch import Tensor, nn
 
 from kernellab.backends import BACKENDS
-from kernellab.ops import IntOrPair, pair
 from kernellab.registry import INITS
+from kernellab.shapes import IntOrPair, pair
 
 
 class Conv2D(nn.Module):

@@ -24,8 +24,7 @@ from omegaconf import OmegaConf
 
 from kernellab.errors import ConfigError, require, show
 from kernellab.resolved import AnyConfig, Resolved
-
-FLOAT32_MAX = 3.4028234663852886e38
+from kernellab.validation import FLOAT32_MAX
 
 
 class GradientDescent:

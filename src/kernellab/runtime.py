@@ -1,4 +1,8 @@
-"""Where a run executes: the torch device, the number of CPU threads, the launcher's processes."""
+"""Where a run executes: the torch device, the number of CPU threads, the launcher's processes.
+
+torch is imported only to resolve a device: the command-line checks that read the rest (kernellab.
+preflight, kernellab.lifecycle) refuse a bad value before torch loads.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from kernellab.errors import ConfigError
 
@@ -16,9 +18,24 @@ from kernellab.errors import ConfigError
 # the seed task's step measured ~0.22 ms on 1 thread, ~0.29 ms on 2, ~1.9 ms on 2 under contention.
 SMALL_PROBLEM_MACS = 1 << 16
 
+if TYPE_CHECKING:
+    import torch
+
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+def require_device_name(name: str) -> None:
+    """A device name `resolve_device` knows, checked without torch."""
+    if name not in ("auto", "cpu", "mps") and not _CUDA.fullmatch(name):
+        raise ConfigError("trainer.device", name, "must be cpu, cuda, cuda:N, mps or auto")
+
 
 def resolve_device(name: str) -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an unavailable device is a ConfigError, not a crash."""
+    require_device_name(name)
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -29,14 +46,11 @@ def resolve_device(name: str) -> torch.device:
         if not _mps_available():
             raise ConfigError("trainer.device", name, "MPS is not available here; use cpu or auto")
         return torch.device("mps")
-    match = re.fullmatch(r"cuda(?::(\d+))?", name)
-    if not match:
-        raise ConfigError("trainer.device", name, "must be cpu, cuda, cuda:N, mps or auto")
     if not torch.cuda.is_available():
         raise ConfigError(
             "trainer.device", name, "CUDA is not available on this machine; use cpu or auto"
         )
-    index = int(match.group(1) or 0)
+    index = int(_CUDA.fullmatch(name).group(1) or 0)  # type: ignore[union-attr]
     if index >= torch.cuda.device_count():
         raise ConfigError(
             "trainer.device", name, f"only {torch.cuda.device_count()} CUDA device(s) here"
@@ -61,6 +75,8 @@ def available_cores() -> int:
 
 
 def _mps_available() -> bool:
+    import torch
+
     return hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
 
 

@@ -44,7 +44,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from kernellab.ops import IntOrPair, Pair, output_shape, pair
+from kernellab.shapes import IntOrPair, Pair, output_shape, pair
 
 log = logging.getLogger(__name__)
 

@@ -17,18 +17,18 @@ from omegaconf import ListConfig, OmegaConf
 
 from kernellab.backends import AUTO, BACKENDS, size_refusal
 from kernellab.config import OBJECTIVES
-from kernellab.data import photo_channels, photo_size
 from kernellab.errors import require
-from kernellab.image_files import NO_SUCH_FILE
-from kernellab.ops import Pair, output_shape, pair
-from kernellab.optim import FLOAT32_MAX, GradientDescent, validate_optimizer
+from kernellab.image_files import NO_SUCH_FILE, photo_channels, photo_size
 from kernellab.registry import IMAGES, INITS, NAMED_KERNELS
 from kernellab.resolved import AnyConfig
+from kernellab.runtime import require_device_name
+from kernellab.shapes import Pair, output_shape, pair
 
 MAX_SEED = 2**63  # torch.manual_seed takes a signed 64-bit seed
 # Every other int (sizes, steps, intervals, threads) stays below 2^31: torch's convolutions and
 # the OS take C ints, and a Python int is unbounded (`model.stride=2^63` overflowed in conv2d)
 MAX_INT = 2**31 - 1
+FLOAT32_MAX = 3.4028234663852886e38
 BOOK_KERNEL = [[-1.0, 1.0]]  # `task.target_kernel=null` without a target image: the book's
 CHANNELS = {"gray": 1, "rgb": 3}  # `task.channels`: the image's channels
 Kernel = list[Any]  # a target kernel: a matrix, or an (out, in, kh, kw) nested list
@@ -110,8 +110,8 @@ def validate(cfg: AnyConfig) -> Geometry:
         _require_target_image_size(task, picture, input_hw, (kernel_size, padding, stride), outputs)
     too_big = size_refusal(model.backend, outputs[0] * outputs[1])
     require(too_big is None, "model.backend", model.backend, str(too_big))
-    optimizer = validate_optimizer(cfg.optim)
-    _validate_trainer_and_logger(cfg, optimizer)
+    _validate_trainer_and_logger(cfg)
+    _validate_optimizer(cfg)  # last: the only check that imports torch
     return Geometry(
         target_kernel=target,
         kernel_size=kernel_size,
@@ -249,8 +249,20 @@ def _require_target_image_size(
     )
 
 
-def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
+def _validate_optimizer(cfg: AnyConfig) -> None:
+    """The optimizer's class and arguments (a torch.optim class is inspected: torch loads)."""
+    from kernellab.optim import GradientDescent, validate_optimizer
+
+    optimizer = validate_optimizer(cfg.optim)
+    if cfg.trainer.cuda_graph:
+        require(
+            optimizer is GradientDescent, "trainer.cuda_graph", True, "works with optim=sgd only"
+        )
+
+
+def _validate_trainer_and_logger(cfg: AnyConfig) -> None:
     trainer, logger = cfg.trainer, cfg.logger
+    require_device_name(trainer.device)  # whether it is here: kernellab.checks, with torch
     _require_int("trainer.steps", trainer.steps, 0)
     if trainer.print_every is not None:
         _require_int("trainer.print_every", trainer.print_every, 1, " or null")
@@ -283,13 +295,6 @@ def _validate_trainer_and_logger(cfg: AnyConfig, optimizer: type) -> None:
     )
     cuda_graph = trainer.cuda_graph
     require(isinstance(cuda_graph, bool), "trainer.cuda_graph", cuda_graph, "must be true or false")
-    if cuda_graph:
-        require(
-            optimizer is GradientDescent,
-            "trainer.cuda_graph",
-            True,
-            "works with optim=sgd only",
-        )
     _require_int("logger.log_every", logger.log_every, 1)
     if logger.snapshot_every is not None:
         _require_int("logger.snapshot_every", logger.snapshot_every, 1, " or null")
