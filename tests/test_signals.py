@@ -94,7 +94,7 @@ def test_sigkill_after_a_periodic_checkpoint_loses_at_most_the_interval(tmp_path
 
     import torch
 
-    from tests.test_train import raw_scalar_steps
+    from tests.test_training import raw_scalar_steps
 
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(

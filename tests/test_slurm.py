@@ -23,7 +23,7 @@ import pytest
 from kernellab.paths import resume_override
 from kernellab.rundir import read_metrics
 from tests.helpers import TRAIN_PY, run_cli
-from tests.test_train import raw_scalar_steps
+from tests.test_training import raw_scalar_steps
 
 
 def _sinfo_answers() -> bool:

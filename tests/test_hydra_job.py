@@ -1,4 +1,5 @@
-"""`python train.py` as a user runs it: console, output dir, exit codes, error lines."""
+"""`python train.py` as a user runs it, through Hydra's task function (kernellab.hydra_job) end to
+end: console, output dir, exit codes, error lines."""
 
 import subprocess
 import sys
