@@ -5,7 +5,8 @@ Hydra's test apps are not kernellab: they find the launcher's config through ker
 `conf/` on the search path (`hydra.searchpath`), their jobs weigh 1 each (kernellab.packing), and
 each sweep is one SLURM array run by the same code as kernellab's. One CPU and 1 GB a task, so
 that two tasks run at once on a 2-core node. Slow (each test waits for SLURM to start Python):
-about ten minutes in all, on one xdist worker with the other SLURM tests.
+a few minutes in all, on one xdist worker beside the other SLURM tests (whose timed waits allow for
+these short tasks queued before theirs).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from tests.test_batched_launcher import (  # noqa: F401  (autouse fixtures, used
     fresh_version_base,
     plugin_importable_in_subprocesses,
 )
-from tests.test_slurm import (  # noqa: F401  (the cluster tests' marks: slow, slurm, one xdist group)
-    pytestmark,
-)
+from tests.test_slurm import cluster_marks
+
+pytestmark = cluster_marks("slurm-suites")
 
 ON_THE_CLUSTER = [
     f"hydra.searchpath=[file://{ROOT / 'conf'}]",  # where slurm_batched.yaml is
