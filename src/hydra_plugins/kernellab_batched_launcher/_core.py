@@ -135,6 +135,10 @@ class BatchedLauncherCore:
         self.composer: SweepComposer | None = None
         self.stats = LaunchStats()
         self._validated: dict[tuple[str, ...], list[ComposedJob]] = {}
+        #: whether the sweeper's validation pass keeps its compositions for the launch here; a
+        #: launcher whose jobs run elsewhere (slurm_batched) only validates: a hundred thousand
+        #: kept configs were ~20 GB
+        self.keeps_validation = True
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -158,8 +162,9 @@ class BatchedLauncherCore:
             return None
         assert self.composer is not None
         composed = self.composer.compose_job(overrides)
-        self._validated.setdefault(tuple(overrides), []).append(composed)
-        keep_out_of_gc()  # the job's config
+        if self.keeps_validation:
+            self._validated.setdefault(tuple(overrides), []).append(composed)
+            keep_out_of_gc()  # the job's config
         return composed.config
 
     def launch(
@@ -176,18 +181,14 @@ class BatchedLauncherCore:
         with interpolations_parsed_once():
             return self._launch_jobs(numbered, list_jobs)
 
-    def task_configs(self, job_overrides: Sequence[Sequence[str]]) -> list[DictConfig]:
-        """Each job's task config (the config without `hydra`), composed as a launch composes it
-        (the sweeper's validation pass reused), for planning where jobs run; nothing is written."""
+    def planning_configs(
+        self, job_overrides: Sequence[Sequence[str]], keys: Sequence[str]
+    ) -> list[DictConfig]:
+        """Each job's task config as far as `keys` go (`SweepComposer.planning_config`: jobs
+        that agree on them share one object), for planning where jobs run; nothing is written."""
         assert self.composer is not None
-        configs = []
         with interpolations_parsed_once():
-            for overrides in job_overrides:
-                validated = self._validated.get(tuple(overrides))
-                composed = validated.pop(0) if validated else None
-                configs.append((composed or self.composer.compose_job(overrides)).task_config())
-        self._validated.clear()
-        return configs
+            return [self.composer.planning_config(o, keys) for o in job_overrides]
 
     def _launch_jobs(
         self, numbered: Sequence[tuple[int, Sequence[str]]], list_jobs: bool = True

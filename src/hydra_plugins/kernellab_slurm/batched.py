@@ -1,9 +1,10 @@
 """`hydra/launcher=slurm_batched` (conf/hydra/launcher/slurm_batched.yaml): a sweep's jobs trained
 batched on SLURM, in at most `hydra.launcher.tasks` array tasks.
 
-The submitting process composes every job (the batched launcher's composition, the sweeper's
-validation pass reused), packs them into tasks of about equal work (kernellab.packing: steps x
-pixels, likely groups together, a too-big group split) and submits one job array with the `slurm`
+The submitting process validates every job (the sweeper's validation pass, with the batched
+launcher's composition; nothing kept), packs them into tasks of about equal work by their
+planning configs (kernellab.packing: steps x pixels, likely groups together, a too-big group split;
+a thousand seeds are one config to weigh) and submits one job array with the `slurm`
 preset's options (`KernellabSlurmLauncher._executor`). Each task (`BatchTask`, pickled by
 submitit) composes its share again and runs it as `hydra/launcher=batched` runs a batch, in the
 sweep's one dir with the usual job numbers and dir names, and returns each job's outcome; the
@@ -51,6 +52,7 @@ class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
         self.task_context = HydraContext(hydra_context.config_loader, hydra_context.callbacks)
         self._core = BatchedLauncherCore(workers=1)
         self._core.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self._core.keeps_validation = False  # the tasks compose their jobs
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -88,12 +90,10 @@ class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
         """The jobs' shares, one per task (kernellab.packing.pack)."""
         from kernellab import packing
 
-        configs = self._core.task_configs(job_overrides)
-        weights = [packing.job_weight(cfg) for cfg in configs]
-        keys = [packing.pack_key(cfg) for cfg in configs]
+        configs = self._core.planning_configs(job_overrides, packing.WEIGHT_KEYS)
         return [
             [(initial_job_idx + i, list(job_overrides[i])) for i in share]
-            for share in packing.pack(weights, keys, tasks)
+            for share in packing.plan(configs, tasks)
         ]
 
 
