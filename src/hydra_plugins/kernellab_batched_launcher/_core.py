@@ -43,6 +43,8 @@ SHARING_ATTR = "hydra_batch_sharing"
 # them. This launcher prints one line instead (a thousand jobs would be a thousand lines before
 # anything trains); a batch runner prints it, with its groups, when there is one.
 LAUNCH_LOG = "launch.log"
+#: the sweeper's validation pass logs a line every this many jobs it had composed
+VALIDATION_PROGRESS = 10_000
 
 
 class BatchRunner(Protocol):
@@ -139,6 +141,7 @@ class BatchedLauncherCore:
         #: launcher whose jobs run elsewhere (slurm_batched) only validates: a hundred thousand
         #: kept configs were ~20 GB
         self.keeps_validation = True
+        self._checked = 0  # jobs the validation pass composed (for its progress lines)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -165,6 +168,9 @@ class BatchedLauncherCore:
         if self.keeps_validation:
             self._validated.setdefault(tuple(overrides), []).append(composed)
             keep_out_of_gc()  # the job's config
+        self._checked += 1
+        if self._checked % VALIDATION_PROGRESS == 0:  # a big sweep's minutes of checking
+            log.info(f"{self._checked:,} jobs composed and checked so far")
         return composed.config
 
     def launch(
