@@ -31,6 +31,18 @@ def run_cli(
     return proc
 
 
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    """`python train.py ARGS` in `cwd`, started: stdout and stderr piped (read them with
+    `communicate`)."""
+    return subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 # An asymmetric 3x3 kernel with non-negative elements summing to 1: its output of an image in
 # [0, 1] stays in [0, 1], so a 16-bit PNG holds it to 1/65535; a flip or transpose would show.
 TRUTH_3X3 = [[0.1, 0.2, 0.0], [0.05, 0.3, 0.1], [0.0, 0.15, 0.1]]

@@ -13,7 +13,6 @@ import glob
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from kernellab.paths import resume_override
 from kernellab.rundir import read_metrics
-from tests.helpers import TRAIN_PY, run_cli
+from tests.helpers import run_cli, start_cli
 from tests.test_training import raw_scalar_steps
 
 
@@ -161,20 +160,9 @@ def time_limited_sweep(tmp_path: Path, steps: int) -> tuple[Path, Path]:
     tmp_path.mkdir()
     args = [*SLOW_TASK, f"trainer.steps={steps}"]
     reference_dir, sweep_dir = tmp_path / "reference", tmp_path / "sweep"
-    reference = subprocess.Popen(
-        [sys.executable, str(TRAIN_PY), *args, f"hydra.run.dir={reference_dir}"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    command = [sys.executable, str(TRAIN_PY), "-m", *SLURM, *args, *TIME_LIMIT]
-    sweep = subprocess.Popen(
-        [*command, f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    reference = start_cli(*args, f"hydra.run.dir={reference_dir}", cwd=tmp_path)
+    sweep = start_cli(
+        "-m", *SLURM, *args, *TIME_LIMIT, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path
     )
 
     def job_0() -> str:  # submitit submits an array of one as a plain job: .submitit/<job>
@@ -234,20 +222,13 @@ def scancel_once_job_1_trains(
 
 def test_scancel_of_one_job_interrupts_it_and_the_sweep_finishes(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    sweep = subprocess.Popen(
-        [
-            sys.executable,
-            str(TRAIN_PY),
-            "-m",
-            *SLURM,
-            *SLOW_TASK,
-            "trainer.steps=20000,100000000",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
+    sweep = start_cli(
+        "-m",
+        *SLURM,
+        *SLOW_TASK,
+        "trainer.steps=20000,100000000",
+        f"hydra.sweep.dir={sweep_dir}",
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
 
     def job_1() -> str:

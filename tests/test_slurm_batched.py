@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from kernellab.rundir import read_metrics
-from tests.helpers import TRAIN_PY, run_cli
+from tests.helpers import run_cli, start_cli
 from tests.test_slurm import (
     SLOW_TASK,
     TIME_LIMIT,
@@ -189,13 +189,7 @@ def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str
     log)."""
     sweep_dir = tmp_path / "cluster"
     args = [*SLURM_BATCHED, "hydra.launcher.tasks=1", *TIME_LIMIT, *grid]
-    proc = subprocess.Popen(
-        [sys.executable, str(TRAIN_PY), "-m", *args, f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("-m", *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     stderr = outlive_the_time_limit(proc, sweep_dir, lambda: task_dirs(sweep_dir)[0].name)
     assert proc.returncode == 0, stderr
     reference_proc, reference = sweep(tmp_path, "reference", "hydra/launcher=batched", *grid)
@@ -244,13 +238,7 @@ def test_scancel_of_one_task_interrupts_its_jobs_and_the_others_complete(tmp_pat
     sweep_dir = tmp_path / "sweep"
     # by weight, the long job gets a task of its own, the short one the other
     args = [*SLURM_BATCHED, "hydra.launcher.tasks=2", *SLOW_TASK, "trainer.steps=20000,100000000"]
-    proc = subprocess.Popen(
-        [sys.executable, str(TRAIN_PY), "-m", *args, f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("-m", *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     stderr = scancel_once_job_1_trains(proc, sweep_dir, lambda: task_dirs(sweep_dir)[1].name)
 
     assert proc.returncode == 1, stderr
@@ -282,13 +270,7 @@ def test_ctrl_c_on_the_submitting_process_summarises_at_once_and_the_tasks_go_on
     sweep_dir = tmp_path / "sweep"
     args = [*SLURM_BATCHED, "hydra.launcher.tasks=2", *SLOW_TASK, "seed=range(4)"]
     args += ["trainer.steps=20000", f"hydra.sweep.dir={sweep_dir}"]
-    proc = subprocess.Popen(
-        [sys.executable, str(TRAIN_PY), "-m", *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("-m", *args, cwd=tmp_path)
 
     def a_job_trains() -> bool:
         return any("step 10000," in p.read_text() for p in sweep_dir.glob("*/train.log"))
