@@ -34,24 +34,17 @@ def _sinfo_answers() -> bool:
         return False
 
 
-def cluster_marks(group: str) -> list[pytest.MarkDecorator]:
-    """The marks of tests that run on the cluster; those of one xdist `group` run one after
-    another on one worker (make test), beside the other groups."""
-    return [
-        pytest.mark.slow,
-        pytest.mark.slurm,
-        pytest.mark.skipif(
-            not _sinfo_answers(),
-            reason="no SLURM cluster: `sinfo` does not answer (scripts/slurm-cluster.sh up starts one)",
-        ),
-        pytest.mark.timeout(600),
-        pytest.mark.xdist_group(group),
-    ]
-
-
-# The tests that time SLURM (a time limit, scancel, Ctrl-C while tasks run) share one group, so
-# that none waits behind another's job; test_slurm_batched_suites' short sweeps run beside them.
-pytestmark = cluster_marks("slurm")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.slurm,
+    pytest.mark.skipif(
+        not _sinfo_answers(),
+        reason="no SLURM cluster: `sinfo` does not answer (scripts/slurm-cluster.sh up starts one)",
+    ),
+    pytest.mark.timeout(600),
+    # one cluster: under pytest-xdist (make test) these run one after another, on one worker
+    pytest.mark.xdist_group("slurm"),
+]
 
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
 # Slowly converging, so the final kernel depends on every step (a restart from scratch would show).

@@ -5,8 +5,7 @@ Hydra's test apps are not kernellab: they find the launcher's config through ker
 `conf/` on the search path (`hydra.searchpath`), their jobs weigh 1 each (kernellab.packing), and
 each sweep is one SLURM array run by the same code as kernellab's. One CPU and 1 GB a task, so
 that two tasks run at once on a 2-core node. Slow (each test waits for SLURM to start Python):
-a few minutes in all, on one xdist worker beside the other SLURM tests (whose timed waits allow for
-these short tasks queued before theirs).
+about ten minutes in all, on one xdist worker with the other SLURM tests.
 """
 
 from __future__ import annotations
@@ -19,9 +18,9 @@ from tests.test_batched_launcher import (  # noqa: F401  (autouse fixtures, used
     fresh_version_base,
     plugin_importable_in_subprocesses,
 )
-from tests.test_slurm import cluster_marks
-
-pytestmark = cluster_marks("slurm-suites")
+from tests.test_slurm import (  # noqa: F401  (the cluster tests' marks: slow, slurm, one xdist group)
+    pytestmark,
+)
 
 ON_THE_CLUSTER = [
     f"hydra.searchpath=[file://{ROOT / 'conf'}]",  # where slurm_batched.yaml is
