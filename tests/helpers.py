@@ -31,15 +31,16 @@ def run_cli(
     return proc
 
 
-def start_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    """`python train.py ARGS` in `cwd`, started: stdout and stderr piped (read them with
-    `communicate`)."""
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python train.py ARGS` in `cwd` (in `env`, default this one's), started: stdout and stderr
+    piped (read them with `communicate`)."""
     return subprocess.Popen(
         [sys.executable, str(TRAIN_PY), *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 

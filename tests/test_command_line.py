@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TRAIN_PY, run_cli
+from tests.helpers import TRAIN_PY, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -110,13 +110,7 @@ def test_a_finished_sweep_is_never_run_over(tmp_path: Path) -> None:
 
 
 def test_a_closed_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, str(TRAIN_PY), "trainer.steps=200", "trainer.print_every=1"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("trainer.steps=200", "trainer.print_every=1", cwd=tmp_path)
     assert proc.stdout.readline().startswith("step 1")
     proc.stdout.close()  # `| head -1`
     _, err = proc.communicate(timeout=120)
@@ -128,14 +122,7 @@ def test_a_closed_buffered_stdout_pipe_ends_quietly(tmp_path: Path) -> None:
     """As above with stdout block-buffered, as a user's pipe is (this machine's environment sets
     PYTHONUNBUFFERED): the lines left in the buffer must not fail the run when the pipe closes."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    proc = subprocess.Popen(
-        [sys.executable, str(TRAIN_PY), "trainer.steps=200", "trainer.print_every=1"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = start_cli("trainer.steps=200", "trainer.print_every=1", cwd=tmp_path, env=env)
     assert proc.stdout.readline().startswith("step 1")
     proc.stdout.close()  # `| head -1`
     _, err = proc.communicate(timeout=120)
@@ -210,22 +197,15 @@ def test_a_deleted_current_dir_is_one_line(tmp_path: Path) -> None:
 
 def test_a_killed_joblib_worker_ends_the_sweep_with_its_summary(tmp_path: Path) -> None:
     sweep = tmp_path / "s"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(TRAIN_PY),
-            "-m",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2",
-            "seed=range(4)",
-            "trainer.steps=100000000",
-            "optim.lr=0.0001",
-            f"hydra.sweep.dir={sweep}",
-        ],
+    proc = start_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "seed=range(4)",
+        "trainer.steps=100000000",
+        "optim.lr=0.0001",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     deadline = time.monotonic() + 120
     while not list(sweep.glob("*/events.out.tfevents.*")) and time.monotonic() < deadline:
