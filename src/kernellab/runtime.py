@@ -50,7 +50,7 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(
             "trainer.device", name, "CUDA is not available on this machine; use cpu or auto"
         )
-    index = int(_CUDA.fullmatch(name).group(1) or 0)  # type: ignore[union-attr]
+    index = int(name.partition(":")[2] or 0)  # `cuda` or `cuda:N` (require_device_name)
     if index >= torch.cuda.device_count():
         raise ConfigError(
             "trainer.device", name, f"only {torch.cuda.device_count()} CUDA device(s) here"

@@ -124,10 +124,12 @@ class BatchedLauncherCore:
     scan (which re-executes plugin modules) never makes two copies of these classes.
 
     `options`: `hydra.launcher`'s keys, as `BatchedLauncherConf` (_options.py) defines them and
-    their defaults (anything not given takes the dataclass's default).
+    their defaults (anything not given takes the dataclass's default). `keeps_validation`: whether
+    the sweeper's validation pass keeps its compositions for the launch here; a launcher whose jobs
+    run elsewhere (slurm_batched) only validates (a hundred thousand kept configs were ~20 GB).
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, keeps_validation: bool = True, **options: Any) -> None:
         from ._options import BatchedLauncherConf
 
         self.options: BatchedLauncherConf = BatchedLauncherConf(**options)
@@ -137,10 +139,7 @@ class BatchedLauncherCore:
         self.composer: SweepComposer | None = None
         self.stats = LaunchStats()
         self._validated: dict[tuple[str, ...], list[ComposedJob]] = {}
-        #: whether the sweeper's validation pass keeps its compositions for the launch here; a
-        #: launcher whose jobs run elsewhere (slurm_batched) only validates: a hundred thousand
-        #: kept configs were ~20 GB
-        self.keeps_validation = True
+        self.keeps_validation = keeps_validation
         self._checked = 0  # jobs the validation pass composed (for its progress lines)
 
     def setup(

@@ -54,9 +54,8 @@ def plan(
     """The jobs' positions in at most `workers` shares (see the module's docstring). Every job's
     base is composed here either way: the workers inherit it, and a JobReturn's configs are made
     from it if read after the launch (when Hydra's own composition may no longer work)."""
-    assert core.composer is not None
     keys = list(sharing.keys) if sharing is not None else []
-    configs = [core.composer.planning_config(overrides, keys) for _, overrides in numbered]
+    configs = core.planning_configs([overrides for _, overrides in numbered], keys)
     if sharing is None:
         return contiguous(len(numbered), workers)
     shares = [share for share in sharing.plan(configs, workers) if share]

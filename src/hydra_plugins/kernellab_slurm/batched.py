@@ -50,9 +50,8 @@ class KernellabSlurmBatchLauncher(KernellabSlurmLauncher):
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         # what tasks get: Hydra's own loader (the core wraps the context's in its own, next)
         self.task_context = HydraContext(hydra_context.config_loader, hydra_context.callbacks)
-        self._core = BatchedLauncherCore(workers=1)
+        self._core = BatchedLauncherCore(keeps_validation=False, workers=1)  # tasks compose
         self._core.setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self._core.keeps_validation = False  # the tasks compose their jobs
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
