@@ -10,6 +10,8 @@
 # that a job ended without a result); slurmctld + slurmd on this host (127.0.0.1). Partitions:
 #   debug  (default)  every job goes here unless told otherwise; its jobs can be preempted (requeued)
 #   urgent            jobs here preempt `debug` jobs (PreemptMode=REQUEUE): the way to try preemption
+# The node declares four times this machine's CPUs (SLURM_NODE_CPUS=N to choose), so that jobs
+# that mostly wait run side by side instead of queueing.
 #
 # `up` is idempotent: a second run starts nothing and returns in about a second; slurmctld/slurmd are
 # restarted only when the slurm.conf it writes differs from the one in place. Timings go to stdout.
@@ -168,10 +170,13 @@ EOF
 }
 
 slurm_conf() {
-    local host hw mem
+    local host cpus mem
     host=$(hostname -s)
-    # the CPU layout exactly as slurmd detects it: any mismatch and slurmctld drains the node
-    hw=$(slurmd -C | head -1 | grep -o 'CPUs=.*ThreadsPerCore=[0-9]*')
+    # More CPUs than the machine has (SlurmdParameters=config_overrides: slurmd takes the layout
+    # below instead of draining the node for a mismatch), so that jobs which wait (paused, polling,
+    # starting Python) don't queue behind each other: the SLURM tests run side by side. The kernel
+    # shares the real cores between them, as it does for any other processes.
+    cpus=${SLURM_NODE_CPUS:-$((4 * $(nproc)))}
     mem=$(($(free -m | awk '/^Mem:/{print $2}') - 1024))
     cat <<EOF
 # written by kernellab's scripts/slurm-cluster.sh: a single-node cluster for tests
@@ -221,7 +226,8 @@ MinJobAge=300
 # SIGTERM at cancel/time limit/preemption, then SIGKILL this many seconds later
 KillWait=30
 Waittime=0
-NodeName=$host NodeAddr=127.0.0.1 $hw RealMemory=$mem State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE
 PartitionName=urgent Nodes=ALL Default=NO MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOF

@@ -42,8 +42,6 @@ pytestmark = [
         reason="no SLURM cluster: `sinfo` does not answer (scripts/slurm-cluster.sh up starts one)",
     ),
     pytest.mark.timeout(600),
-    # one cluster: under pytest-xdist (make test) these run one after another, on one worker
-    pytest.mark.xdist_group("slurm"),
 ]
 
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]

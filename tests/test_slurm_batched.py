@@ -38,8 +38,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.slurm,
     pytest.mark.timeout(600),
-    # one cluster: under pytest-xdist (make test) these run one after another, on one worker
-    pytest.mark.xdist_group("slurm"),
 ]
 needs_cluster = pytest.mark.skipif(
     not _sinfo_answers(),

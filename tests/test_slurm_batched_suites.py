@@ -3,9 +3,8 @@
 
 Hydra's test apps are not kernellab: they find the launcher's config through kernellab's
 `conf/` on the search path (`hydra.searchpath`), their jobs weigh 1 each (kernellab.packing), and
-each sweep is one SLURM array run by the same code as kernellab's. One CPU and 1 GB a task, so
-that two tasks run at once on a 2-core node. Slow (each test waits for SLURM to start Python):
-about ten minutes in all, on one xdist worker with the other SLURM tests.
+each sweep is one SLURM array run by the same code as kernellab's. One CPU and 1 GB a task. Slow
+(each test waits for SLURM to start Python): 5-8 s a test.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from tests.test_batched_launcher import (  # noqa: F401  (autouse fixtures, used
     fresh_version_base,
     plugin_importable_in_subprocesses,
 )
-from tests.test_slurm import (  # noqa: F401  (the cluster tests' marks: slow, slurm, one xdist group)
+from tests.test_slurm import (  # noqa: F401  (the cluster tests' marks: slow, slurm)
     pytestmark,
 )
 
