@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import threading
+from typing import NoReturn
 
 WRITTEN_FOR = ("3.10", "3.11", "3.12", "3.13")  # Python versions (major.minor)
 
@@ -36,8 +37,25 @@ def end_without_teardown() -> None:
     main = threading.main_thread()
     if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
         return
+    _exit_after_atexit(0)
+
+
+def exit_as_python_does(status: int) -> NoReturn:
+    """End a process forked to run a script (the tests' fork server, tests/helpers.py) as the
+    interpreter ends one after its main module, teardown left out: threading's exit hooks
+    (concurrent.futures' and loky's executors are shut down there, before their worker processes
+    are joined), non-daemon threads joined, then the atexit handlers, output flushed.
+
+    Why private names: multiprocessing ends its processes in another order (its finalizers, which
+    join child processes, before threading's hooks: a joblib sweep's loky workers then wait
+    forever), and `threading._shutdown` (CPython 3.x) is what the interpreter itself calls."""
+    threading._shutdown()  # type: ignore[attr-defined]
+    _exit_after_atexit(status)
+
+
+def _exit_after_atexit(status: int) -> NoReturn:
     atexit._run_exitfuncs()  # CPython 3.x: what its own exit runs first (test_command_line)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader gone since, a closed stream
             stream.flush()
-    os._exit(0)
+    os._exit(status)
