@@ -30,7 +30,7 @@ train: $(STAMP) $(WARM)
 # they start, so more workers than cores still pays. Tests that share something run on one worker
 # one after another (`pytest.mark.xdist_group`: the SLURM cluster, a module's shared sweep).
 # TEST_WORKERS=0: one process, as plain pytest.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
 
 test: $(STAMP) $(WARM)

@@ -131,7 +131,11 @@ BAD_INPUTS = [
 ]
 
 
-def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> tuple[int | None, str, str]:
+Outcome = tuple[int | None, str, str]  # exit status (None: a hang), stdout, stderr
+
+
+def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> Outcome:
+    """`python train.py ARGS` in `cwd`."""
     try:
         proc = subprocess.run(
             [*TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
@@ -141,9 +145,10 @@ def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> tuple[int | Non
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def judge(case: Case) -> str:
+def judge(case: Case, run: Callable[[list[str], Path], Outcome] = run) -> str:
     """`refused` (exit 2, one `error:` line, nothing written), `ran` (a case that may run: exit
-    0, no traceback), or what went wrong: `hang`, `crash` (killed by a signal), `traceback`."""
+    0, no traceback), or what went wrong: `hang`, `crash` (killed by a signal), `traceback`.
+    `run`: how `python train.py` is run (the tests fork it: tests/helpers.run_cli)."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in case.files:
             (Path(tmp) / name).write_bytes(data)
