@@ -28,7 +28,7 @@ train: $(STAMP) $(WARM)
 
 # Tests run in parallel (pytest-xdist), TEST_WORKERS processes: most slow tests wait on processes
 # they start, so more workers than cores still pays. Tests that share something run on one worker
-# one after another (`pytest.mark.xdist_group`: the SLURM cluster, a module's shared sweep).
+# one after another (`pytest.mark.xdist_group`: a module's shared sweep, a TensorBoard server).
 # TEST_WORKERS=0: one process, as plain pytest.
 TEST_WORKERS ?= 6
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
