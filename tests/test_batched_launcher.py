@@ -735,6 +735,34 @@ def test_how_often_each_job_is_composed(
     assert counts == {"full": full, "fast": fast}
 
 
+def test_a_core_that_keeps_no_validation_keeps_no_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """slurm_batched's submitting process (`keeps_validation=False`: its tasks compose their own
+    jobs): the validation pass composes and checks every job and keeps none of their configs (a
+    hundred thousand kept were ~20 GB); a launch in that process composes its jobs itself."""
+    from hydra_plugins.kernellab_batched_launcher._core import BatchedLauncherCore
+
+    cores: list[BatchedLauncherCore] = []
+    kept_at_launch: list[int] = []
+    real_init, real_launch = BatchedLauncherCore.__init__, BatchedLauncherCore.launch
+
+    def init(self: BatchedLauncherCore, keeps_validation: bool = True, **options: Any) -> None:
+        real_init(self, keeps_validation=False, **options)
+        cores.append(self)
+
+    def launch(self: BatchedLauncherCore, *args: Any) -> list[JobReturn]:
+        kept_at_launch.append(len(self._validated))
+        return real_launch(self, *args)
+
+    monkeypatch.setattr(BatchedLauncherCore, "__init__", init)
+    monkeypatch.setattr(BatchedLauncherCore, "launch", launch)
+    argv = ["hydra/launcher=batched", "hydra.launcher.workers=1", "seed=range(4)"]
+    returns = multirun(tmp_path / "s", make_task(), *argv)
+    assert [r.return_value for r in returns] == [0, 1, 2, 3]
+    assert kept_at_launch == [0] and cores[0]._checked == 4  # composed, checked, not kept
+
+
 @pytest.mark.parametrize("reuse", ["true", "false"])
 def test_a_bad_job_is_refused_before_any_job_runs(tmp_path: Path, reuse: str) -> None:
     calls = []
