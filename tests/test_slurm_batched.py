@@ -183,15 +183,20 @@ def task_dirs(sweep_dir: Path) -> list[Path]:
 
 def time_limited_sweep(tmp_path: Path, grid: list[str]) -> tuple[Path, Path, str]:
     """`grid` as one SLURM task under a one-minute limit, outlived (`outlive_the_time_limit`), and
-    the same batch trained locally: (the sweep dir, the reference sweep dir, the task's submitit
-    log)."""
-    sweep_dir = tmp_path / "cluster"
+    the same batch trained locally meanwhile: (the sweep dir, the reference sweep dir, the task's
+    submitit log)."""
+    sweep_dir, reference = tmp_path / "cluster", tmp_path / "reference"
     args = [*SLURM_BATCHED, "hydra.launcher.tasks=1", *TIME_LIMIT, *grid]
     proc = start_cli("-m", *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
-    stderr = outlive_the_time_limit(proc, sweep_dir, lambda: task_dirs(sweep_dir)[0].name)
+    local = ["hydra/launcher=batched", *grid, f"hydra.sweep.dir={reference}"]
+    reference_proc = start_cli("-m", *local, cwd=tmp_path)
+    try:
+        stderr = outlive_the_time_limit(proc, sweep_dir, lambda: task_dirs(sweep_dir)[0].name)
+        _, reference_err = reference_proc.communicate(timeout=300)
+    finally:
+        reference_proc.kill()
     assert proc.returncode == 0, stderr
-    reference_proc, reference = sweep(tmp_path, "reference", "hydra/launcher=batched", *grid)
-    assert reference_proc.returncode == 0, reference_proc.stderr
+    assert reference_proc.returncode == 0, reference_err
     (task,) = task_dirs(sweep_dir)
     return sweep_dir, reference, "".join(p.read_text() for p in task.glob("*_log.*"))
 
