@@ -169,6 +169,12 @@ EOF
     say "slurmdbd up (pid $(cat "${PIDFILE[slurmdbd]}"))"
 }
 
+node_cpus() { # SLURM_NODE_CPUS, or four times this machine's CPUs
+    local cpus=${SLURM_NODE_CPUS:-$((4 * $(nproc)))}
+    [[ $cpus =~ ^[1-9][0-9]{0,3}$ ]] || die "SLURM_NODE_CPUS=$cpus: must be a number of CPUs from 1 to 9999"
+    echo "$cpus"
+}
+
 slurm_conf() {
     local host cpus mem
     host=$(hostname -s)
@@ -176,7 +182,7 @@ slurm_conf() {
     # below instead of draining the node for a mismatch), so that jobs which wait (paused, polling,
     # starting Python) don't queue behind each other: the SLURM tests run side by side. The kernel
     # shares the real cores between them, as it does for any other processes.
-    cpus=${SLURM_NODE_CPUS:-$((4 * $(nproc)))}
+    cpus=$(node_cpus)
     mem=$(($(free -m | awk '/^Mem:/{print $2}') - 1024))
     cat <<EOF
 # written by kernellab's scripts/slurm-cluster.sh: a single-node cluster for tests
@@ -283,6 +289,7 @@ start_slurm() {
 
 up() {
     [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts daemons)"
+    node_cpus >/dev/null # a bad SLURM_NODE_CPUS: before anything is stopped or written
     install_packages
     mkdir -p /etc/slurm $RUN /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
     start_munge
