@@ -131,29 +131,34 @@ BAD_INPUTS = [
 ]
 
 
-Outcome = tuple[int | None, str, str]  # exit status (None: a hang), stdout, stderr
+TrainPy = Callable[[list[str], Path, float], subprocess.CompletedProcess[str]]
 
 
-def run(args: list[str], cwd: Path, timeout: float = TIMEOUT) -> Outcome:
-    """`python train.py ARGS` in `cwd`."""
+def python_train_py(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python train.py ARGS` in `cwd`, to its end or `timeout` (subprocess.TimeoutExpired)."""
+    return subprocess.run([*TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run(
+    args: list[str], cwd: Path, timeout: float = TIMEOUT, train_py: TrainPy = python_train_py
+) -> tuple[int | None, str, str]:
+    """`train.py ARGS` in `cwd` through `train_py`: (exit status, None for a hang; stdout; stderr)."""
     try:
-        proc = subprocess.run(
-            [*TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-        )
+        proc = train_py(args, cwd, timeout)
     except subprocess.TimeoutExpired:
         return None, "", ""
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def judge(case: Case, run: Callable[[list[str], Path], Outcome] = run) -> str:
+def judge(case: Case, train_py: TrainPy = python_train_py) -> str:
     """`refused` (exit 2, one `error:` line, nothing written), `ran` (a case that may run: exit
     0, no traceback), or what went wrong: `hang`, `crash` (killed by a signal), `traceback`.
-    `run`: how `python train.py` is run (the tests fork it: tests/helpers.run_cli)."""
+    `train_py`: how `python train.py` is run (the tests fork it: tests/helpers.run_cli)."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in case.files:
             (Path(tmp) / name).write_bytes(data)
         before = {p: p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
-        code, out, err = run(shlex.split(case.args), Path(tmp))
+        code, out, err = run(shlex.split(case.args), Path(tmp), train_py=train_py)
         after = {p: p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
     if code is None:
         return "hang"

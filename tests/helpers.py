@@ -69,6 +69,7 @@ def _read_at_start(environment: Mapping[str, str]) -> dict[str, str]:
 
 def forked_train_py(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     """`python train.py ARGS` in `cwd` forked from the fork server: as `subprocess.run` answers."""
+    command = [sys.executable, str(TRAIN_PY), *args]
     with tempfile.TemporaryDirectory() as outputs:
         out, err = Path(outputs, "stdout"), Path(outputs, "stderr")
         child = _FORK_SERVER.Process(
@@ -79,8 +80,7 @@ def forked_train_py(args: list[str], cwd: Path, timeout: float) -> subprocess.Co
         if child.exitcode is None:
             child.kill()
             child.join()
-            raise subprocess.TimeoutExpired(["train.py", *args], timeout, out.read_text())
-        command = [sys.executable, str(TRAIN_PY), *args]
+            raise subprocess.TimeoutExpired(command, timeout, out.read_text())
         return subprocess.CompletedProcess(
             command, child.exitcode, out.read_text(), err.read_text()
         )

@@ -15,7 +15,7 @@ from tests.helpers import run_cli
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from fault_catalogue import Case, cases
-from faults import BAD_INPUTS, GOOD, TIMEOUT, Outcome, judge
+from faults import BAD_INPUTS, GOOD, judge
 
 PER_FAMILY = 3
 
@@ -35,13 +35,9 @@ def sample() -> list[Case]:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sample(), ids=lambda case: f"{case.family}: {case.args}")
 def test_a_catalogue_case_is_answered_in_one_line_or_runs(case):
-    assert judge(case, run=forked) in GOOD
+    assert judge(case, train_py=forked) in GOOD
 
 
-def forked(args: list[str], cwd: Path) -> Outcome:
-    """faults.run's answer, from a `python train.py` forked as the other tests' are."""
-    try:
-        proc = run_cli(*args, cwd=cwd, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return None, "", ""
-    return proc.returncode, proc.stdout, proc.stderr
+def forked(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python train.py ARGS` forked as the other tests' runs are."""
+    return run_cli(*args, cwd=cwd, timeout=timeout)
